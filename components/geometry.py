@@ -1,0 +1,114 @@
+"""Rigid geometry on batched torch tensors: quaternions, Procrustes alignment, bone lengths.
+
+Quaternions are ``(w, x, y, z)`` with the real part first and are assumed to be of unit norm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from components.skeleton import Skeleton
+
+
+def quaternion_rotate(q: Tensor, v: Tensor) -> Tensor:
+    """Rotate vectors ``v`` of shape ``(..., 3)`` by unit quaternions ``q`` of shape ``(..., 4)``.
+
+    ``q`` broadcasts against ``v``. Uses v' = v + 2 (w (u x v) + u x (u x v)) with u the vector part.
+    """
+    if q.shape[-1] != 4 or v.shape[-1] != 3:
+        raise ValueError(f"expected q (..., 4) and v (..., 3), got {tuple(q.shape)} and {tuple(v.shape)}")
+    dtype = torch.promote_types(q.dtype, v.dtype)
+    q, v = torch.broadcast_tensors(q.to(dtype), torch.cat([torch.zeros_like(v[..., :1]), v], dim=-1).to(dtype))
+    w, u, v = q[..., :1], q[..., 1:], v[..., 1:]
+    uv = torch.linalg.cross(u, v, dim=-1)
+    return v + 2 * (w * uv + torch.linalg.cross(u, uv, dim=-1))
+
+
+def quaternion_inverse(q: Tensor) -> Tensor:
+    """Inverse of unit quaternions ``(..., 4)``: the conjugate."""
+    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
+
+
+def quaternion_to_matrix(q: Tensor) -> Tensor:
+    """Rotation matrices ``(..., 3, 3)`` of unit quaternions ``(..., 4)``, acting on column vectors."""
+    eye = torch.eye(3, dtype=q.dtype, device=q.device)
+    return quaternion_rotate(q[..., None, :], eye).transpose(-1, -2)
+
+
+def procrustes_align(pred: Tensor, target: Tensor, allow_reflection: bool = False) -> Tensor:
+    """Align each pose of ``pred`` to ``target`` by the optimal similarity transform (scale, rotation, shift).
+
+    One alignment per pose, batched by SVD with no Python loop over frames.
+
+    Args:
+        pred: ``(..., joints, 3)`` predicted poses.
+        target: ``(..., joints, 3)`` reference poses, same shape.
+        allow_reflection: when False (the published Protocol #2 definition) the rotation is a proper one
+            (det +1): if the best orthogonal map is a reflection, the last singular direction is flipped.
+
+    Returns:
+        ``(..., joints, 3)`` aligned ``pred`` in the dtype of ``pred``.
+    """
+    if pred.shape != target.shape or pred.shape[-1] != 3:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (..., joints, 3)")
+    # float64: the SVD of nearly degenerate poses is unstable in float32 and metrics are not a hot path.
+    x, y = target.double(), pred.double()
+    mu_x, mu_y = x.mean(dim=-2, keepdim=True), y.mean(dim=-2, keepdim=True)
+    x0, y0 = x - mu_x, y - mu_y
+    norm_x = torch.linalg.matrix_norm(x0, keepdim=True).clamp_min(1e-12)
+    norm_y = torch.linalg.matrix_norm(y0, keepdim=True).clamp_min(1e-12)
+    x0, y0 = x0 / norm_x, y0 / norm_y
+    u, s, vh = torch.linalg.svd(x0.transpose(-1, -2) @ y0)
+    v = vh.transpose(-1, -2)
+    if not allow_reflection:
+        sign = torch.sign(torch.linalg.det(v @ u.transpose(-1, -2)))
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        v = torch.cat([v[..., :2], v[..., 2:] * sign[..., None, None]], dim=-1)
+        s = torch.cat([s[..., :2], s[..., 2:] * sign[..., None]], dim=-1)
+    rotation = v @ u.transpose(-1, -2)  # applied to row vectors: aligned = a * y @ R + t
+    scale = s.sum(dim=-1)[..., None, None] * norm_x / norm_y
+    aligned = scale * (y @ rotation) + (mu_x - scale * (mu_y @ rotation))
+    return aligned.to(pred.dtype)
+
+
+def bone_lengths(poses: Tensor, skeleton: Skeleton) -> Tensor:
+    """Lengths ``(..., bones)`` of each bone of ``skeleton`` in poses ``(..., joints, 3)``, in the poses' unit."""
+    if poses.shape[-2] != skeleton.num_joints:
+        raise ValueError(f"poses {tuple(poses.shape)} do not have the {skeleton.num_joints} joints of {skeleton.name}")
+    child, parent = zip(*skeleton.bones, strict=True)
+    return torch.linalg.vector_norm(poses[..., list(child), :] - poses[..., list(parent), :], dim=-1)
+
+
+def root_relative(poses: Tensor, skeleton: Skeleton) -> Tensor:
+    """Subtract the root joint: ``(..., joints, 3)`` -> same shape with the root at the origin."""
+    root = skeleton.root
+    return poses - poses[..., root : root + 1, :]
+
+
+def random_rotation_matrices(n: int, generator: torch.Generator | None = None, dtype=torch.float64) -> Tensor:
+    """``(n, 3, 3)`` rotations drawn uniformly from SO(3) (normalised Gaussian quaternions)."""
+    q = torch.randn(n, 4, generator=generator, dtype=dtype)
+    return quaternion_to_matrix(q / torch.linalg.vector_norm(q, dim=-1, keepdim=True))
+
+
+def flip_horizontal(points, skeleton: Skeleton):
+    """Mirror poses left-right: negate x and swap left/right joints by name.
+
+    Args:
+        points: ``(..., joints, C)`` numpy array or tensor; x is channel 0 (2D screen or 3D camera space),
+            further channels (y, z or a detection score) are kept.
+        skeleton: layout of the ``joints`` axis.
+
+    Applying it twice gives the input back.
+    """
+    if points.shape[-2] != skeleton.num_joints:
+        raise ValueError(
+            f"points {tuple(points.shape)} do not have the {skeleton.num_joints} joints of {skeleton.name}"
+        )
+    mirrored = points[..., list(skeleton.flip_permutation), :]
+    sign = [-1.0] + [1.0] * (points.shape[-1] - 1)
+    if isinstance(mirrored, Tensor):
+        return mirrored * mirrored.new_tensor(sign)
+    return mirrored * np.asarray(sign, dtype=mirrored.dtype)

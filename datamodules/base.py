@@ -1,0 +1,169 @@
+"""PoseDataModule: the shared DataModule. Readers supply sequences; this class batches them.
+
+Subclasses implement :meth:`PoseDataModule.load_sequences` (and ``prepare_data`` when something must be
+generated or converted first). Everything about windows, flipping, shuffling and sharding lives here and in
+``datamodules.windows``, so every dataset batches identically.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from components.metrics import action_group
+from components.skeleton import Skeleton
+from datamodules.sequence import PoseSequence
+from datamodules.windows import (
+    EvaluationChunks,
+    SequenceStore,
+    ShardSampler,
+    TrainingWindows,
+    WindowBatchSampler,
+    WindowTiming,
+)
+
+SPLITS = ("train", "val", "test", "unlabeled")
+
+
+class PoseDataModule(pl.LightningDataModule, ABC):
+    """Batches of :class:`components.batch.PoseBatch` from the sequences a reader provides.
+
+    Args:
+        input_skeleton, output_skeleton: layouts of the 2D input and the 3D target (set by the subclass).
+        batch_size: training windows per batch (per process under DDP).
+        chunk_length: output frames per training window (1 for the single-frame strided lifter).
+        receptive_field: input frames one output frame depends on (linked from the lifter by the CLI).
+        causal: windows look only into the past (linked from the lifter).
+        flip_augment: add a mirrored copy of every training window (doubling the epoch).
+        eval_chunk_length: evaluate whole sequences (None) or chunks of at most this many output frames.
+        num_workers: DataLoader worker processes (0 keeps batching in the training process; fastest here).
+        seed: base seed of the per-epoch shuffles.
+    """
+
+    def __init__(
+        self,
+        input_skeleton: Skeleton,
+        output_skeleton: Skeleton,
+        batch_size: int = 1024,
+        chunk_length: int = 1,
+        receptive_field: int = 1,
+        causal: bool = False,
+        flip_augment: bool = True,
+        eval_chunk_length: int | None = None,
+        num_workers: int = 0,
+        seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        self.input_skeleton, self.output_skeleton = input_skeleton, output_skeleton
+        self.batch_size, self.chunk_length = batch_size, chunk_length
+        self.timing = WindowTiming(receptive_field, causal)
+        self.flip_augment, self.eval_chunk_length = flip_augment, eval_chunk_length
+        self.num_workers, self.seed = num_workers, seed
+        self.sequences: dict[str, list[PoseSequence]] = {}
+        self.stores: dict[str, SequenceStore] = {}
+
+    # -- what subclasses provide ---------------------------------------------------------------------------
+    @abstractmethod
+    def load_sequences(self) -> dict[str, list[PoseSequence]]:
+        """Sequences per split name in ``SPLITS`` (missing or empty splits are allowed)."""
+
+    # -- derived facts ---------------------------------------------------------------------------------------
+    @property
+    def num_joints_in(self) -> int:
+        return self.input_skeleton.num_joints
+
+    @property
+    def num_joints_out(self) -> int:
+        return self.output_skeleton.num_joints
+
+    @property
+    def action_groups(self) -> tuple[str, ...]:
+        """Sorted action groups (first word of the action name) over all loaded splits."""
+        return tuple(sorted({action_group(s.action) for seqs in self.sequences.values() for s in seqs}))
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return tuple(sorted({s.subject for seqs in self.sequences.values() for s in seqs}))
+
+    def set_timing(self, receptive_field: int, causal: bool) -> None:
+        """Adopt the lifter's receptive field (before ``setup``; the stores are padded for it)."""
+        if self.stores:
+            raise RuntimeError("set_timing() must be called before setup()")
+        self.timing = WindowTiming(receptive_field, causal)
+
+    # -- Lightning hooks -------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.sequences:
+            self.sequences = {split: list(seqs) for split, seqs in self.load_sequences().items() if seqs}
+        groups, subjects = self.action_groups, self.subjects
+        for split, sequences in self.sequences.items():
+            if split in self.stores:
+                continue
+            self.stores[split] = SequenceStore(
+                sequences,
+                self.timing,
+                self.input_skeleton,
+                self.output_skeleton,
+                flip=self.flip_augment and split in ("train", "unlabeled"),
+                action_ids=[groups.index(action_group(s.action)) for s in sequences],
+                subject_ids=[subjects.index(s.subject) for s in sequences],
+            )
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.world_size, trainer.global_rank
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+
+    def _store(self, split: str) -> SequenceStore:
+        if split not in self.stores:
+            raise RuntimeError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.stores)})")
+        return self.stores[split]
+
+    def window_loader(self, split: str, seed_offset: int = 0) -> DataLoader:
+        """Shuffled training windows of ``split`` (``train`` or ``unlabeled``)."""
+        windows = TrainingWindows(self._store(split), self.chunk_length)
+        world, rank = self._rank()
+        sampler = WindowBatchSampler(windows, self.batch_size, True, self.seed + seed_offset, world, rank)
+        return self._loader(windows, sampler)
+
+    def chunk_loader(self, split: str) -> DataLoader:
+        """Evaluation chunks of ``split``, sharded over processes so each frame is evaluated once."""
+        chunks = EvaluationChunks(self._store(split), self.eval_chunk_length)
+        world, rank = self._rank()
+        return self._loader(chunks, ShardSampler(chunks, world, rank))
+
+    def _loader(self, dataset, sampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.window_loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.chunk_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.chunk_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.chunk_loader("test")
+
+    def describe(self) -> str:
+        """A short table of the loaded splits: sequences, frames, subjects."""
+        lines = [f"{'split':<10} {'sequences':>9} {'frames':>9}  subjects"]
+        for split, sequences in self.sequences.items():
+            frames = sum(len(s) for s in sequences)
+            subjects = ",".join(sorted({s.subject for s in sequences}))
+            lines.append(f"{split:<10} {len(sequences):>9} {frames:>9}  {subjects}")
+        return "\n".join(lines)

@@ -1,0 +1,325 @@
+"""Human3.6M in the VideoPose3D npz formats (the interchange format of lifting work).
+
+Files (reference/datasets.md A1):
+
+- ``data_3d_h36m.npz``: key ``positions_3d``, a pickled dict subject -> action -> ``(T, 32, 3)`` float32,
+  world frame (z up), metres.
+- ``data_2d_h36m_<source>.npz``: key ``positions_2d``, subject -> action -> list of 4 ``(T, J, 2)`` pixel
+  arrays (one per camera, in the calibration's order), and ``metadata`` with ``num_joints``,
+  ``keypoints_symmetry`` and, for detections, ``layout_name``. Detection files also hold 2D-only subjects.
+
+This module only loads and converts; windows and batches come from ``datamodules.windows``.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.camera import CameraParameters, h36m_cameras, normalize_screen_coordinates, world_to_camera
+from components.skeleton import H36M_17, H36M_32, Skeleton, layout
+from datamodules.base import PoseDataModule
+from datamodules.sequence import PoseSequence
+from datamodules.synthetic import ensure_synthetic_h36m
+
+FPS = 50.0
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+
+
+def _load_pickled_dict(path: Path, key: str) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    with np.load(path, allow_pickle=True) as archive:
+        if key not in archive.files:
+            raise KeyError(f"{path}: missing key {key!r} (found {archive.files})")
+        value = archive[key]
+    value = value.item() if value.dtype == object and value.shape == () else value
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {key!r} must be a pickled dict subject -> action -> array, got {type(value)}")
+    return value
+
+
+def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read ``data_3d_h36m.npz``: subject -> action -> ``(T, 32, 3)`` float32 world positions in metres."""
+    path = Path(path)
+    positions = _load_pickled_dict(path, "positions_3d")
+    for subject, actions in positions.items():
+        for action, array in actions.items():
+            array = np.asarray(array)
+            if array.ndim != 3 or array.shape[1:] != (H36M_32.num_joints, 3):
+                raise ValueError(
+                    f"{path}: positions_3d[{subject!r}][{action!r}] has shape {array.shape}, "
+                    f"expected (frames, {H36M_32.num_joints}, 3)"
+                )
+            actions[action] = array.astype(np.float32, copy=False)
+    return positions
+
+
+@dataclass(frozen=True)
+class Keypoints2D:
+    """Contents of one ``data_2d_h36m_<source>.npz``.
+
+    Attributes:
+        positions: subject -> action -> per-camera ``(T, J, F)`` float32 pixel keypoints.
+        skeleton: the layout named by the metadata (``h36m`` when it names none, as in the ``gt`` file).
+    """
+
+    positions: dict[str, dict[str, list[np.ndarray]]]
+    skeleton: Skeleton
+
+
+def load_keypoints_2d(path: str | Path, num_cameras: int = 4) -> Keypoints2D:
+    """Read ``data_2d_h36m_<source>.npz`` and check it against its own metadata."""
+    path = Path(path)
+    positions = _load_pickled_dict(path, "positions_2d")
+    metadata = _load_pickled_dict(path, "metadata")
+    skeleton = _skeleton_from_metadata(path, metadata)
+    for subject, actions in positions.items():
+        for action, views in actions.items():
+            where = f"{path}: positions_2d[{subject!r}][{action!r}]"
+            if len(views) != num_cameras:
+                raise ValueError(f"{where} has {len(views)} cameras, expected {num_cameras}")
+            views = [np.asarray(v, dtype=np.float32) for v in views]
+            for camera, view in enumerate(views):
+                if view.ndim != 3 or view.shape[1] != skeleton.num_joints or view.shape[2] not in (2, 3):
+                    raise ValueError(
+                        f"{where}[{camera}] has shape {view.shape}, expected (frames, {skeleton.num_joints}, 2 or 3)"
+                    )
+            actions[action] = views
+    return Keypoints2D(positions, skeleton)
+
+
+def _skeleton_from_metadata(path: Path, metadata: dict) -> Skeleton:
+    if "num_joints" not in metadata:
+        raise KeyError(f"{path}: metadata lacks 'num_joints' (found {sorted(metadata)})")
+    skeleton = layout(str(metadata.get("layout_name", "h36m")))
+    if int(metadata["num_joints"]) != skeleton.num_joints:
+        raise ValueError(
+            f"{path}: metadata num_joints={metadata['num_joints']} but layout {skeleton.name!r} "
+            f"has {skeleton.num_joints} joints"
+        )
+    symmetry = metadata.get("keypoints_symmetry")
+    if symmetry is not None and [list(symmetry[0]), list(symmetry[1])] != [
+        list(skeleton.left),
+        list(skeleton.right),
+    ]:
+        raise ValueError(
+            f"{path}: metadata keypoints_symmetry {symmetry} does not match layout {skeleton.name!r} "
+            f"(left {list(skeleton.left)}, right {list(skeleton.right)})"
+        )
+    return skeleton
+
+
+def subset_window(subject: str, action: str, frames: int, fraction: float) -> slice:
+    """One contiguous block of ``round(frames * fraction)`` frames at a start fixed by the recording's name.
+
+    All cameras of a recording get the same block, and the choice is the same on every run and process.
+    """
+    keep = max(1, int(round(frames * fraction)))
+    seed = zlib.crc32(f"{subject}/{action}".encode())
+    start = int(np.random.default_rng(seed).integers(0, frames - keep + 1))
+    return slice(start, start + keep)
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """Which recordings and frames to keep: action prefixes, cameras, subset fraction, downsampling."""
+
+    actions: Sequence[str] | None = None
+    cameras: Sequence[int] | None = None
+    subset: float = 1.0
+    downsample: int = 1
+
+    def keeps(self, action: str) -> bool:
+        # Prefix matching, as in the published protocol: "Sitting" also selects "SittingDown".
+        return self.actions is None or any(action.startswith(a) for a in self.actions)
+
+    def frames(self, subject: str, action: str, frames: int) -> slice:
+        window = subset_window(subject, action, frames, self.subset) if self.subset < 1 else slice(0, frames)
+        return slice(window.start, window.stop, self.downsample)
+
+
+def _camera_space_targets(world: np.ndarray, camera: CameraParameters, skeleton: Skeleton):
+    """World ``(T, J, 3)`` -> (root-relative poses ``(T, J, 3)``, root trajectory ``(T, 1, 3)``), camera space."""
+    points = world_to_camera(
+        torch.from_numpy(world).double(),
+        torch.tensor(camera.orientation, dtype=torch.float64),
+        torch.tensor(camera.translation, dtype=torch.float64),
+    ).numpy()
+    root = points[:, skeleton.root : skeleton.root + 1]
+    return (points - root).astype(np.float32), root.astype(np.float32)
+
+
+def build_sequences(
+    keypoints: Keypoints2D,
+    positions_3d: dict[str, dict[str, np.ndarray]] | None,
+    subjects: Sequence[str],
+    recordings: RecordingFilter,
+    output_skeleton: Skeleton = H36M_17,
+    source: str = "",
+) -> list[PoseSequence]:
+    """Turn file contents into per-camera sequences in the framework's conventions.
+
+    With ``positions_3d`` the sequences are labeled: the 32 mocap joints are reduced to ``output_skeleton`` by
+    name, moved into each camera's frame and split into a root-relative pose and a root trajectory; 2D
+    longer than the mocap is cut to its length. Without it (2D-only subjects) they are unlabeled.
+    """
+    sequences = []
+    for subject in subjects:
+        if subject not in keypoints.positions:
+            raise KeyError(f"2D source {source!r} has no subject {subject!r} (has {sorted(keypoints.positions)})")
+        if positions_3d is not None and subject not in positions_3d:
+            raise KeyError(f"3D positions have no subject {subject!r} (has {sorted(positions_3d)})")
+        cameras = h36m_cameras(subject)
+        for action in sorted(keypoints.positions[subject]):
+            if not recordings.keeps(action):
+                continue
+            world = None
+            if positions_3d is not None:
+                if action not in positions_3d[subject]:
+                    raise KeyError(f"3D positions of {subject} lack action {action!r} found in 2D source {source!r}")
+                world = output_skeleton.convert_from(H36M_32, positions_3d[subject][action])
+            sequences += _recording_sequences(
+                subject,
+                action,
+                keypoints.positions[subject][action],
+                world,
+                cameras,
+                recordings,
+                output_skeleton,
+            )
+    return sequences
+
+
+def _recording_sequences(subject, action, views, world, cameras, recordings, output_skeleton):
+    selected = range(len(views)) if recordings.cameras is None else recordings.cameras
+    length = min(len(v) for v in views) if world is None else len(world)
+    frames = recordings.frames(subject, action, length)
+    sequences = []
+    for index in selected:
+        view, camera = views[index], cameras[index]
+        if world is not None and len(view) < len(world):
+            raise ValueError(
+                f"{subject}/{action} camera {index}: 2D has {len(view)} frames, fewer than the 3D's {len(world)}"
+            )
+        keypoints = view[:length][frames].copy()
+        keypoints[..., :2] = normalize_screen_coordinates(keypoints[..., :2], camera.width, camera.height)
+        poses = trajectory = None
+        if world is not None:
+            poses, trajectory = _camera_space_targets(world[frames], camera, output_skeleton)
+        sequences.append(
+            PoseSequence(
+                subject=subject,
+                action=action,
+                camera=camera.id,
+                keypoints_2d=keypoints,
+                poses_3d=poses,
+                trajectory=trajectory,
+                intrinsics=camera.intrinsics(),
+                fps=FPS / recordings.downsample,
+            )
+        )
+    return sequences
+
+
+def default_cache_dir() -> Path:
+    """Where generated data goes: ``$POSELIFT_CACHE`` or ``~/.cache/poselift``."""
+    return Path(os.environ.get("POSELIFT_CACHE", Path.home() / ".cache" / "poselift"))
+
+
+class Human36mDataModule(PoseDataModule):
+    """Human3.6M from VideoPose3D-format npz files, or the synthetic set written in the same format.
+
+    Args:
+        data_dir: folder holding ``data_3d_h36m.npz`` and ``data_2d_h36m_<source>.npz``. ``None`` generates
+            the deterministic synthetic dataset once into ``cache_dir`` and reads it with the same code.
+        source_2d: the 2D source, e.g. ``gt``, ``cpn_ft_h36m_dbb``, ``detectron_pt_coco`` (synthetic: ``gt``,
+            ``noisy``).
+        input_layout: layout of the 2D source (checked against the file's metadata).
+        train_subjects, val_subjects, test_subjects: labeled subjects of each split.
+        unlabeled_subjects: subjects whose 2D is used without 3D (e.g. S2-S4 of detection files).
+        actions: action-name prefixes to keep (``None`` keeps all).
+        cameras: camera indices 0-3 to keep (``None`` keeps all).
+        subset: fraction of each training recording to keep, as one contiguous block.
+        downsample: keep every k-th frame (all splits).
+        synthetic_size, synthetic_seed, cache_dir: the synthetic dataset used when ``data_dir`` is None.
+        **window_options: batching options of :class:`datamodules.base.PoseDataModule`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        source_2d: str = "gt",
+        input_layout: str = "h36m",
+        train_subjects: Sequence[str] = TRAIN_SUBJECTS,
+        val_subjects: Sequence[str] = TEST_SUBJECTS,
+        test_subjects: Sequence[str] = TEST_SUBJECTS,
+        unlabeled_subjects: Sequence[str] = (),
+        actions: Sequence[str] | None = None,
+        cameras: Sequence[int] | None = None,
+        subset: float = 1.0,
+        downsample: int = 1,
+        synthetic_size: str = "default",
+        synthetic_seed: int = 0,
+        cache_dir: str | None = None,
+        **window_options,
+    ) -> None:
+        super().__init__(input_skeleton=layout(input_layout), output_skeleton=H36M_17, **window_options)
+        if not 0 < subset <= 1:
+            raise ValueError(f"subset must be in (0, 1], got {subset}")
+        if downsample < 1:
+            raise ValueError(f"downsample must be >= 1, got {downsample}")
+        self.data_dir, self.source_2d = data_dir, source_2d
+        self.split_subjects = {
+            "train": tuple(train_subjects),
+            "val": tuple(val_subjects),
+            "test": tuple(test_subjects),
+            "unlabeled": tuple(unlabeled_subjects),
+        }
+        self.recordings = RecordingFilter(actions, cameras, subset, downsample)
+        self.synthetic_size, self.synthetic_seed = synthetic_size, synthetic_seed
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+
+    @property
+    def dataset_dir(self) -> Path:
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        return self.cache_dir / f"synthetic_h36m_{self.synthetic_size}_seed{self.synthetic_seed}"
+
+    def prepare_data(self) -> None:
+        if self.data_dir is None:
+            ensure_synthetic_h36m(self.cache_dir, self.synthetic_size, self.synthetic_seed)
+
+    def load_sequences(self) -> dict[str, list[PoseSequence]]:
+        folder = self.dataset_dir
+        keypoints = load_keypoints_2d(folder / f"data_2d_h36m_{self.source_2d}.npz")
+        if keypoints.skeleton != self.input_skeleton:
+            raise ValueError(
+                f"{folder / f'data_2d_h36m_{self.source_2d}.npz'}: layout {keypoints.skeleton.name!r}, "
+                f"but input_layout is {self.input_skeleton.name!r}"
+            )
+        positions_3d = load_positions_3d(folder / "data_3d_h36m.npz")
+        splits = {}
+        for split, subjects in self.split_subjects.items():
+            labeled = split != "unlabeled"
+            recordings = (
+                self.recordings
+                if split == "train"
+                else RecordingFilter(self.recordings.actions, self.recordings.cameras, 1.0, self.recordings.downsample)
+            )
+            splits[split] = build_sequences(
+                keypoints,
+                positions_3d if labeled else None,
+                subjects,
+                recordings,
+                self.output_skeleton,
+                self.source_2d,
+            )
+        return splits

@@ -1,0 +1,52 @@
+"""PoseSequence: one camera's view of one recording, as readers hand it to the window sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PoseSequence:
+    """One continuous sequence, already in the framework's conventions (docs/conventions.md).
+
+    Attributes:
+        subject: e.g. ``"S9"``.
+        action: the dataset's action key, e.g. ``"Walking 1"``.
+        camera: camera identifier, e.g. ``"54138969"``.
+        keypoints_2d: ``(T, J_in, F)`` float32 screen-normalised 2D keypoints.
+        poses_3d: ``(T, J_out, 3)`` float32 camera-space poses in metres, root-relative (root joint zero);
+            ``None`` for unlabeled sequences.
+        trajectory: ``(T, 1, 3)`` float32 root position in camera space, metres; ``None`` when unlabeled.
+        intrinsics: ``(9,)`` float32 normalised intrinsics, or ``None`` when the camera is unknown.
+        fps: frame rate after any downsampling.
+    """
+
+    subject: str
+    action: str
+    camera: str
+    keypoints_2d: np.ndarray
+    poses_3d: np.ndarray | None = None
+    trajectory: np.ndarray | None = None
+    intrinsics: np.ndarray | None = None
+    fps: float = 50.0
+
+    def __post_init__(self) -> None:
+        frames = len(self.keypoints_2d)
+        where = f"sequence {self.subject}/{self.action}/{self.camera}"
+        if self.keypoints_2d.ndim != 3:
+            raise ValueError(f"{where}: keypoints_2d must be (frames, joints, features), got {self.keypoints_2d.shape}")
+        for name in ("poses_3d", "trajectory"):
+            value = getattr(self, name)
+            if value is not None and (value.ndim != 3 or len(value) != frames or value.shape[-1] != 3):
+                raise ValueError(f"{where}: {name} must be ({frames}, joints, 3), got {value.shape}")
+        if (self.poses_3d is None) != (self.trajectory is None):
+            raise ValueError(f"{where}: poses_3d and trajectory must both be given or both be None")
+
+    def __len__(self) -> int:
+        return len(self.keypoints_2d)
+
+    @property
+    def labeled(self) -> bool:
+        return self.poses_3d is not None

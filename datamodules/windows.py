@@ -1,0 +1,328 @@
+"""The one window sampler.
+
+All sequences of a split live in one contiguous, edge-padded 2D array (and, with flip augmentation, a mirrored
+copy of it right behind). A window is an offset into that array, so a batch of windows is one vectorised
+gather: no per-window Python work, and the same code serves training windows and evaluation chunks.
+
+Timing of a window with ``n`` output frames starting at frame ``s`` (pad = (receptive_field - 1) / 2,
+shift = pad in causal mode, else 0): input frames ``[s - pad - shift, s + n + pad - shift)``, edge-padded
+at the sequence ends. In causal mode the output at ``t`` therefore sees only frames ``<= t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from components.batch import PoseBatch
+from components.camera import flip_intrinsics
+from components.geometry import flip_horizontal
+from components.skeleton import Skeleton
+from datamodules.sequence import PoseSequence
+
+
+@dataclass(frozen=True)
+class WindowTiming:
+    """Receptive field and causality of the lifter, which fix how much context each output frame needs."""
+
+    receptive_field: int = 1
+    causal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.receptive_field < 1 or self.receptive_field % 2 == 0:
+            raise ValueError(f"receptive_field must be a positive odd number, got {self.receptive_field}")
+
+    @property
+    def pad(self) -> int:
+        return (self.receptive_field - 1) // 2
+
+    @property
+    def causal_shift(self) -> int:
+        return self.pad if self.causal else 0
+
+    @property
+    def pad_before(self) -> int:
+        return self.pad + self.causal_shift
+
+    @property
+    def pad_after(self) -> int:
+        return self.pad - self.causal_shift
+
+
+class _BufferPool:
+    """Reuses batch-sized output tensors once nothing else references them.
+
+    A fresh 30 MB batch costs more in page faults than the gather that fills it, so recycling buffers
+    doubles throughput. A buffer is handed out again only when its storage has no user besides this pool
+    (no batch, view or autograd node holds it), so a batch someone keeps is never overwritten. Disabled in
+    DataLoader workers, whose batches move to shared memory.
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity, self.buffers = capacity, []
+
+    @staticmethod
+    def _idle(buffer: Tensor) -> bool:
+        # Users: this pool's tensor plus the temporary storage object made for the query.
+        return torch._C._storage_Use_Count(buffer.untyped_storage()._cdata) <= 2
+
+    def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        if torch.utils.data.get_worker_info() is not None:
+            return torch.empty(shape, dtype=dtype)
+        for buffer in self.buffers:
+            if buffer.shape == shape and buffer.dtype == dtype and self._idle(buffer):
+                return buffer.view(shape)  # a view of its own, so the pool sees every holder of the batch
+        buffer = torch.empty(shape, dtype=dtype)
+        if len(self.buffers) >= self.capacity:
+            self.buffers.pop(0)
+        self.buffers.append(buffer)
+        return buffer.view(shape)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _stack(arrays: Sequence[np.ndarray]) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(arrays), dtype=np.float32))
+
+
+class SequenceStore:
+    """The sequences of one split in contiguous tensors, ready for vectorised gathers.
+
+    Args:
+        sequences: all labeled or all unlabeled; 2D layouts must agree.
+        timing: receptive field and causality; fixes the edge padding.
+        input_skeleton: layout of the 2D joints. output_skeleton: layout of the 3D joints.
+        flip: also store a mirrored copy (x negated, left/right swapped, intrinsics flipped).
+        action_ids, subject_ids: ``(len(sequences),)`` integer labels carried into every batch.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[PoseSequence],
+        timing: WindowTiming,
+        input_skeleton: Skeleton,
+        output_skeleton: Skeleton,
+        flip: bool,
+        action_ids: Sequence[int],
+        subject_ids: Sequence[int],
+    ) -> None:
+        if not sequences:
+            raise ValueError("a split needs at least one sequence")
+        labeled = {s.labeled for s in sequences}
+        if len(labeled) != 1:
+            raise ValueError("a split must be all labeled or all unlabeled")
+        self.timing, self.flip = timing, flip
+        self.labeled = labeled.pop()
+        self.lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
+        self.copies = 2 if flip else 1
+        self._build_keypoints(sequences, input_skeleton)
+        self._build_targets(sequences, output_skeleton)
+        self._build_intrinsics(sequences)
+        self.action_ids = torch.as_tensor(action_ids, dtype=torch.int64)
+        self._pool = _BufferPool()
+        self.subject_ids = torch.as_tensor(subject_ids, dtype=torch.int64)
+
+    @property
+    def num_sequences(self) -> int:
+        return len(self.lengths)
+
+    def _build_keypoints(self, sequences: Sequence[PoseSequence], skeleton: Skeleton) -> None:
+        pads = ((self.timing.pad_before, self.timing.pad_after), (0, 0), (0, 0))
+        padded = np.concatenate([np.pad(s.keypoints_2d, pads, mode="edge") for s in sequences])
+        if padded.shape[1] != skeleton.num_joints:
+            raise ValueError(
+                f"2D keypoints have {padded.shape[1]} joints, layout {skeleton.name!r} has {len(skeleton)}"
+            )
+        self.padded_offsets = torch.from_numpy(_offsets(self.lengths.numpy() + self.timing.receptive_field - 1))
+        self.padded_size = len(padded)
+        copies = [padded, flip_horizontal(padded, skeleton)] if self.flip else [padded]
+        self.keypoints = _stack(copies)
+
+    def _build_targets(self, sequences: Sequence[PoseSequence], skeleton: Skeleton) -> None:
+        self.offsets = torch.from_numpy(_offsets(self.lengths.numpy()))
+        self.size = int(self.lengths.sum())
+        if not self.labeled:
+            self.poses_3d = self.trajectory = None
+            return
+        poses = np.concatenate([s.poses_3d for s in sequences])
+        trajectory = np.concatenate([s.trajectory for s in sequences])
+        if poses.shape[1] != skeleton.num_joints:
+            raise ValueError(f"3D poses have {poses.shape[1]} joints, layout {skeleton.name!r} has {len(skeleton)}")
+        self.poses_3d = _stack([poses, flip_horizontal(poses, skeleton)] if self.flip else [poses])
+        mirrored = trajectory * np.asarray([-1.0, 1.0, 1.0], dtype=trajectory.dtype)
+        self.trajectory = _stack([trajectory, mirrored] if self.flip else [trajectory])
+
+    def _build_intrinsics(self, sequences: Sequence[PoseSequence]) -> None:
+        known = {s.intrinsics is not None for s in sequences}
+        if known != {True}:
+            self.intrinsics = None
+            return
+        intrinsics = np.stack([s.intrinsics for s in sequences]).astype(np.float32)
+        self.intrinsics = _stack([intrinsics, flip_intrinsics(intrinsics)] if self.flip else [intrinsics])
+
+    def gather(self, sequence: Tensor, start: Tensor, flipped: Tensor, length: int) -> PoseBatch:
+        """Windows of ``length`` output frames: one index computation and one gather per tensor.
+
+        Args:
+            sequence, start: ``(B,)`` int64 sequence index and first output frame.
+            flipped: ``(B,)`` bool, take the mirrored copy (requires ``flip=True``).
+            length: output frames per window; each window has ``length + receptive_field - 1`` input frames.
+        """
+        copy = flipped.long()
+        first_input = self.padded_offsets[sequence] + start + copy * self.padded_size
+        steps = torch.arange(length + self.timing.receptive_field - 1)
+        index = (first_input[:, None] + steps).view(-1)
+        keypoints = self._pool.empty((len(sequence), len(steps), *self.keypoints.shape[1:]), self.keypoints.dtype)
+        torch.index_select(self.keypoints, 0, index, out=keypoints.view(len(index), *self.keypoints.shape[1:]))
+        poses = trajectory = intrinsics = None
+        if self.labeled:
+            target_index = (self.offsets[sequence] + start + copy * self.size)[:, None] + torch.arange(length)
+            poses, trajectory = self.poses_3d[target_index], self.trajectory[target_index]
+        if self.intrinsics is not None:
+            intrinsics = self.intrinsics[sequence + copy * self.num_sequences]
+        return PoseBatch(
+            keypoints_2d=keypoints,
+            poses_3d=poses,
+            trajectory=trajectory,
+            intrinsics=intrinsics,
+            sequence=sequence,
+            start=start,
+            action=self.action_ids[sequence],
+            subject=self.subject_ids[sequence],
+            flipped=flipped,
+        )
+
+
+class TrainingWindows(Dataset):
+    """Windows of ``chunk_length`` output frames tiling every sequence; indexed by a tensor of window ids.
+
+    Windows start every ``chunk_length`` frames; the last window of a sequence ends at its last frame (so it
+    may overlap the one before). Sequences shorter than ``chunk_length`` give no window. With flipping, ids
+    ``>= num_windows`` are the mirrored copies of ids ``- num_windows``.
+    """
+
+    def __init__(self, store: SequenceStore, chunk_length: int = 1) -> None:
+        if chunk_length < 1:
+            raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+        self.store, self.chunk_length = store, chunk_length
+        lengths = store.lengths
+        counts = torch.where(lengths >= chunk_length, (lengths + chunk_length - 1) // chunk_length, 0)
+        self.window_sequence = torch.repeat_interleave(torch.arange(len(lengths)), counts)
+        first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        rank_in_sequence = torch.arange(len(self.window_sequence)) - first
+        last_start = lengths[self.window_sequence] - chunk_length
+        self.window_start = torch.minimum(rank_in_sequence * chunk_length, last_start)
+        self.num_windows = len(self.window_sequence)
+        if self.num_windows == 0:
+            raise ValueError(f"no sequence has the {chunk_length} frames one training window needs")
+
+    def __len__(self) -> int:
+        return self.num_windows * self.store.copies
+
+    def __getitem__(self, ids: Tensor) -> PoseBatch:
+        ids = torch.as_tensor(ids, dtype=torch.int64)
+        window = ids % self.num_windows
+        return self.store.gather(
+            self.window_sequence[window],
+            self.window_start[window],
+            ids >= self.num_windows,
+            self.chunk_length,
+        )
+
+
+class EvaluationChunks(Dataset):
+    """Whole sequences, or consecutive chunks of at most ``chunk_length`` output frames: every frame once.
+
+    Item ``i`` is a one-window batch ``(1, frames + receptive_field - 1, J, F)``.
+    """
+
+    def __init__(self, store: SequenceStore, chunk_length: int | None = None) -> None:
+        if chunk_length is not None and chunk_length < 1:
+            raise ValueError(f"chunk_length must be >= 1 or None, got {chunk_length}")
+        lengths = store.lengths
+        size = lengths if chunk_length is None else torch.full_like(lengths, chunk_length)
+        counts = (lengths + size - 1) // size
+        self.store = store
+        self.chunk_sequence = torch.repeat_interleave(torch.arange(len(lengths)), counts)
+        first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        self.chunk_start = (torch.arange(len(self.chunk_sequence)) - first) * size[self.chunk_sequence]
+        end = torch.minimum(self.chunk_start + size[self.chunk_sequence], lengths[self.chunk_sequence])
+        self.chunk_length = end - self.chunk_start
+
+    def __len__(self) -> int:
+        return len(self.chunk_sequence)
+
+    def __getitem__(self, index: int) -> PoseBatch:
+        index = int(index)
+        return self.store.gather(
+            self.chunk_sequence[index : index + 1],
+            self.chunk_start[index : index + 1],
+            torch.zeros(1, dtype=torch.bool),
+            int(self.chunk_length[index]),
+        )
+
+
+class WindowBatchSampler(DistributedSampler):
+    """Yields ``(batch,)`` id tensors of training windows: a seeded shuffle per epoch, sharded by rank.
+
+    Every rank gets the same number of batches (the remainder of an uneven split is dropped), so DDP gradient
+    reductions stay in step. It subclasses ``DistributedSampler`` because that tells Lightning the sampler
+    already shards by rank (Lightning then neither wraps nor pads it) while still calling ``set_epoch``.
+    """
+
+    def __init__(
+        self,
+        windows: Dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        super().__init__(windows, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+
+    def _rank_ids(self) -> Tensor:
+        total = len(self.dataset)
+        if self.shuffle:
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(total)
+        per_rank = total // self.num_replicas
+        return order[self.rank : per_rank * self.num_replicas : self.num_replicas]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        batches = list(torch.split(self._rank_ids(), self.batch_size))
+        # A lone trailing window would make BatchNorm's batch statistics undefined.
+        if batches and len(batches[-1]) == 1 and len(batches) > 1:
+            batches.pop()
+        return iter(batches)
+
+    def __len__(self) -> int:
+        per_rank = len(self.dataset) // self.num_replicas
+        full, rest = divmod(per_rank, self.batch_size)
+        return full + (rest > 1 or (rest == 1 and full == 0))
+
+
+class ShardSampler(DistributedSampler):
+    """Evaluation chunk ids ``rank, rank + world, ...``: no padding and no repeats, so across all ranks every
+    frame is evaluated exactly once (``DistributedSampler`` would repeat samples to even the shards)."""
+
+    def __init__(self, chunks: Dataset, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(chunks, num_replicas=num_replicas, rank=rank, shuffle=False)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))

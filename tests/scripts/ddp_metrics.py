@@ -1,0 +1,132 @@
+"""Check that the grouped pose metrics give their single-process values under 2-process gloo DDP.
+
+Two processes (spawn, gloo, TCP on localhost) get uneven shards of one deterministic data set with groups,
+update in uneven batches, and compare ``compute()`` and ``group_means()`` with the values of one process
+that saw everything. Prints one line per metric and rank, then ``DDP METRICS OK``; exits non-zero on any
+difference above 1e-9 or any error. Run: ``OMP_NUM_THREADS=1 python tests/scripts/ddp_metrics.py``.
+
+It runs as its own program because DDP must not start inside the pytest process
+(reference/lightning_stack.md 4(b)); ``tests/components/test_metrics.py`` calls it in a subprocess.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import sys
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from components.metrics import MPJPE, MPJVE, NMPJPE, PMPJPE, GroupedPoseError
+
+WORLD_SIZE = 2
+NUM_SEQUENCES, FRAMES, JOINTS = 23, 6, 17
+NUM_GROUPS = 5  # the data use groups 0-3 only, so group 4 checks the handling of an empty group
+TOLERANCE = 1e-9
+# Uneven on purpose: 7 and 16 sequences, each shard updated in uneven batches.
+SHARDS = ((0, 7), (7, NUM_SEQUENCES))
+BATCH_SIZES = ((3, 4), (5, 1, 10))
+
+Results = dict[str, tuple[float, list[float]]]
+
+
+def make_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed ``pred`` and ``target`` ``(sequences, frames, joints, 3)`` in metres, ``group (sequences,)``."""
+    gen = torch.Generator().manual_seed(1234)
+    shape = (NUM_SEQUENCES, FRAMES, JOINTS, 3)
+    target = torch.randn(shape, generator=gen, dtype=torch.float64)
+    pred = 1.1 * target + 0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)
+    group = torch.randint(0, NUM_GROUPS - 1, (NUM_SEQUENCES,), generator=gen)
+    return pred, target, group
+
+
+def make_metrics(**kwargs) -> dict[str, GroupedPoseError]:
+    common = {"num_groups": NUM_GROUPS, **kwargs}
+    return {
+        "MPJPE": MPJPE(**common),
+        "MPJPE frames": MPJPE(reduction="frames", **common),
+        "PMPJPE": PMPJPE(**common),
+        "PMPJPE reflection": PMPJPE(allow_reflection=True, **common),
+        "NMPJPE": NMPJPE(**common),
+        "MPJVE": MPJVE(**common),
+    }
+
+
+def evaluate(metrics: dict[str, GroupedPoseError], data, batch_sizes) -> Results:
+    """Update every metric batch by batch, then ``compute()`` and ``group_means()`` (collective under DDP)."""
+    pred, target, group = data
+    for index in torch.split(torch.arange(len(pred)), list(batch_sizes)):
+        for metric in metrics.values():
+            metric.update(pred[index], target[index], group[index])
+    return {name: (metric.compute().item(), metric.group_means().tolist()) for name, metric in metrics.items()}
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) < TOLERANCE
+
+
+def compare(rank: int, got: Results, expected: Results) -> list[str]:
+    """Print one line per metric; return the names whose values differ."""
+    failures = []
+    for name, (value, means) in got.items():
+        ref_value, ref_means = expected[name]
+        ok = _same(value, ref_value) and all(_same(a, b) for a, b in zip(means, ref_means, strict=True))
+        print(
+            f"rank {rank} {name:18s} ddp={value:.15f} single={ref_value:.15f} {'ok' if ok else 'DIFFERS'}",
+            flush=True,
+        )
+        if not ok:
+            failures.append(f"{name}: ddp {value} {means} vs single {ref_value} {ref_means}")
+    return failures
+
+
+def worker(rank: int, port: int, expected: Results) -> None:
+    torch.set_num_threads(1)
+    # A short timeout turns a rank stuck in a collective into an error instead of a hang.
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD_SIZE,
+        timeout=timedelta(seconds=60),
+    )
+    try:
+        start, stop = SHARDS[rank]
+        shard = tuple(x[start:stop] for x in make_data())
+        failures = compare(rank, evaluate(make_metrics(), shard, BATCH_SIZES[rank]), expected)
+        # Sanity: a shard alone must give other values, else the comparison above proves nothing.
+        local = evaluate(make_metrics(sync_on_compute=False), shard, BATCH_SIZES[rank])
+        if _same(local["MPJPE"][0], expected["MPJPE"][0]):
+            failures.append("the shard alone already gives the full-data MPJPE")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    if failures:
+        raise RuntimeError(f"rank {rank}: " + "; ".join(failures))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    assert sum(stop - start for start, stop in SHARDS) == NUM_SEQUENCES
+    assert all(sum(sizes) == stop - start for sizes, (start, stop) in zip(BATCH_SIZES, SHARDS, strict=True))
+    expected = evaluate(make_metrics(), make_data(), (NUM_SEQUENCES,))
+    try:
+        mp.start_processes(worker, args=(free_port(), expected), nprocs=WORLD_SIZE, start_method="spawn")
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+        print(f"DDP METRICS FAILED: {error}", flush=True)
+        return 1
+    print("DDP METRICS OK", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
