@@ -1,54 +1,155 @@
-"""poselift command line: tool subcommands.
+"""The ``poselift`` command: LightningCLI subcommands plus tool subcommands.
 
-``poselift synthesize --out DIR --size default`` writes the synthetic Human3.6M dataset in the real file
-formats and prints its summary.
+Training and evaluation (LightningCLI; compose several ``-c`` files, later ones win)::
+
+    poselift fit -c configs/experiments/quickstart.yaml
+    poselift test -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt
+    poselift validate / predict ...
+
+Tools::
+
+    poselift synthesize --out DIR --size default
+    poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
+
+``fit`` ends by testing its best checkpoint in the same process, so one command prints the protocol table.
+Joint counts and layouts flow from the data to the model, the receptive field from the model to the data; no
+number is typed twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {}
+from lightning.pytorch.cli import LightningCLI
 
-
-def tool(name: str, help: str):
-    """Register a tool subcommand: ``fn(argv) -> exit code``."""
-
-    def register(fn: Callable[[Sequence[str]], int]) -> Callable[[Sequence[str]], int]:
-        TOOLS[name] = (help, fn)
-        return fn
-
-    return register
+from components.skeleton import layout
+from datamodules.base import PoseDataModule
+from lightning_modules.base import LiftingModule
 
 
-@tool("synthesize", "write the synthetic Human3.6M dataset (VideoPose3D npz formats) and print its summary")
+def joint_count(layout_name: str) -> int:
+    return layout(layout_name).num_joints
+
+
+class PoseliftCLI(LightningCLI):
+    """LightningCLI with the data <-> model links and fit-then-test."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.init_args.input_layout", "model.init_args.input_layout")
+        parser.link_arguments("data.init_args.output_layout", "model.init_args.output_layout")
+        parser.link_arguments(
+            "data.init_args.input_layout", "model.init_args.lifter.init_args.num_joints_in", compute_fn=joint_count
+        )
+        parser.link_arguments(
+            "data.init_args.output_layout", "model.init_args.lifter.init_args.num_joints_out", compute_fn=joint_count
+        )
+        parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
+        parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
+
+    def after_fit(self) -> None:
+        """Test the best checkpoint (or the final weights when none was kept) in the same process."""
+        if self.trainer.fast_dev_run or self.trainer.interrupted:
+            return
+        callback = self.trainer.checkpoint_callback
+        best = callback.best_model_path if callback is not None else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+
+
+def lightning_main(args: Sequence[str] | None = None) -> PoseliftCLI:
+    return PoseliftCLI(
+        LiftingModule,
+        PoseDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"default_env": True},
+        args=args,
+    )
+
+
+@dataclass(frozen=True)
+class Tool:
+    help: str
+    run: Callable[[Sequence[str]], int]
+
+
 def synthesize(argv: Sequence[str]) -> int:
     from datamodules.synthetic import SIZES, synthesize_h36m
 
-    parser = argparse.ArgumentParser(prog="poselift synthesize", description=TOOLS["synthesize"][0])
+    parser = argparse.ArgumentParser(prog="poselift synthesize", description=TOOLS["synthesize"].help)
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--size", default="default", choices=sorted(SIZES), help="dataset size")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the generator")
+    parser.add_argument("--size", default="default", choices=list(SIZES), help="dataset size")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
     options = parser.parse_args(argv)
-    summary = synthesize_h36m(options.out, options.size, options.seed)
-    print(summary.format() if hasattr(summary, "format") else summary)
+    print(synthesize_h36m(options.out, options.size, options.seed).format())
     return 0
 
 
-def _usage() -> str:
-    lines = ["usage: poselift <subcommand> [options]", "", "subcommands:"]
-    lines += [f"  {name:<12} {help}" for name, (help, _) in TOOLS.items()]
-    return "\n".join(lines)
+def import_videopose3d(argv: Sequence[str]) -> int:
+    from lightning_modules.checkpoints import import_videopose3d as convert
+
+    parser = argparse.ArgumentParser(prog="poselift import-videopose3d", description=TOOLS["import-videopose3d"].help)
+    parser.add_argument("checkpoint", help="VideoPose3D .bin file (model_pos and optionally model_traj)")
+    parser.add_argument("--out", required=True, help="poselift checkpoint to write (.ckpt)")
+    parser.add_argument("--in-features", type=int, default=2, help="features per input joint (3 with scores)")
+    parser.add_argument("--causal", action="store_true", help="the checkpoint is a causal model")
+    parser.add_argument("--input-layout", default="h36m", help="layout of the 2D input (e.g. coco)")
+    parser.add_argument("--output-layout", default="h36m", help="layout of the 3D output")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
+    )
+    options = parser.parse_args(argv)
+    module = convert(
+        options.checkpoint,
+        options.out,
+        in_features=options.in_features,
+        causal=options.causal,
+        input_layout=options.input_layout,
+        output_layout=options.output_layout,
+        trust_pickle=options.trust_pickle,
+    )
+    lifter = module.lifter
+    print(
+        f"wrote {options.out}: receptive field {lifter.receptive_field}, {lifter.channels} channels, "
+        f"{lifter.num_joints_in} -> {lifter.num_joints_out} joints, trajectory model: "
+        f"{'yes' if module.trajectory_model is not None else 'no'}"
+    )
+    return 0
+
+
+TOOLS = {
+    "synthesize": Tool("write the synthetic Human3.6M dataset in the VideoPose3D npz formats", synthesize),
+    "import-videopose3d": Tool("convert a VideoPose3D checkpoint into a poselift checkpoint", import_videopose3d),
+}
+
+
+class _DropAdvertisement(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Drop a deprecation warning raised inside Lightning on torch 2.13 and Lightning's advertisement line."""
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertisement())
 
 
 def main(args: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
+    quiet_known_noise()
     if argv and argv[0] in TOOLS:
-        return TOOLS[argv[0]][1](argv[1:])
-    print(_usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-    return 0 if argv and argv[0] in ("-h", "--help") else 2
+        try:
+            return TOOLS[argv[0]].run(argv[1:])
+        except (OSError, KeyError, ValueError, RuntimeError) as error:
+            print(f"poselift {argv[0]}: error: {error}", file=sys.stderr)
+            return 2
+    lightning_main(None if args is None else argv)
+    return 0
 
 
 if __name__ == "__main__":

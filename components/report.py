@@ -18,12 +18,14 @@ class ResultTable:
     """Rows of named columns; the last row is the summary (e.g. the action-wise mean).
 
     Attributes:
-        title: e.g. ``"test: Human3.6M protocols (mm)"``.
+        name: file stem, e.g. ``"test_protocols"``.
+        title: e.g. ``"test: all subjects (mm)"``.
         row_label: header of the first column, e.g. ``"action"``.
         columns: metric names, e.g. ``("P1", "P2", "P3", "MPJVE")``.
         rows: ``(label, values)`` pairs; a value is NaN where a row has no data.
     """
 
+    name: str
     title: str
     row_label: str
     columns: tuple[str, ...]
@@ -55,10 +57,10 @@ class ResultTable:
             writer.writerow([label, *(f"{v:.4f}" if math.isfinite(v) else "" for v in values)])
         return buffer.getvalue()
 
-    def write(self, folder: str | Path, stem: str) -> tuple[Path, Path]:
-        """Write ``<stem>.csv`` and ``<stem>.json`` into ``folder`` atomically; returns both paths."""
+    def write(self, folder: str | Path) -> tuple[Path, Path]:
+        """Write ``<name>.csv`` and ``<name>.json`` into ``folder`` atomically; returns both paths."""
         folder = Path(folder)
-        csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
+        csv_path, json_path = folder / f"{self.name}.csv", folder / f"{self.name}.json"
         write_text_atomic(csv_path, self.to_csv())
         write_text_atomic(json_path, json.dumps(self.as_dict(), indent=2) + "\n")
         return csv_path, json_path
@@ -87,6 +89,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def group_table(
+    name: str,
     title: str,
     row_label: str,
     group_names: Sequence[str],
@@ -103,7 +106,7 @@ def group_table(
     per_group = [tuple(float(columns[c][i]) for c in names) for i in range(len(group_names))]
     rows = [(g, v) for g, v in zip(group_names, per_group, strict=True) if any(math.isfinite(x) for x in v)]
     means = tuple(_nanmean([v[i] for _, v in rows]) for i in range(len(names)))
-    return ResultTable(title, row_label, names, tuple(rows) + ((summary, means),))
+    return ResultTable(name, title, row_label, names, tuple(rows) + ((summary, means),))
 
 
 def _nanmean(values: Sequence[float]) -> float:

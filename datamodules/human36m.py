@@ -243,6 +243,7 @@ class Human36mDataModule(PoseDataModule):
         source_2d: the 2D source, e.g. ``gt``, ``cpn_ft_h36m_dbb``, ``detectron_pt_coco`` (synthetic: ``gt``,
             ``noisy``).
         input_layout: layout of the 2D source (checked against the file's metadata).
+        output_layout: layout of the 3D targets, taken from the 32 mocap joints by name.
         train_subjects, val_subjects, test_subjects: labeled subjects of each split.
         unlabeled_subjects: subjects whose 2D is used without 3D (e.g. S2-S4 of detection files).
         actions: action-name prefixes to keep (``None`` keeps all).
@@ -258,6 +259,7 @@ class Human36mDataModule(PoseDataModule):
         data_dir: str | None = None,
         source_2d: str = "gt",
         input_layout: str = "h36m",
+        output_layout: str = "h36m",
         train_subjects: Sequence[str] = TRAIN_SUBJECTS,
         val_subjects: Sequence[str] = TEST_SUBJECTS,
         test_subjects: Sequence[str] = TEST_SUBJECTS,
@@ -271,7 +273,8 @@ class Human36mDataModule(PoseDataModule):
         cache_dir: str | None = None,
         **window_options,
     ) -> None:
-        super().__init__(input_skeleton=layout(input_layout), output_skeleton=H36M_17, **window_options)
+        super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
+        self.output_skeleton.selection_from(H36M_32)  # fails early unless the mocap has every output joint
         if not 0 < subset <= 1:
             raise ValueError(f"subset must be in (0, 1], got {subset}")
         if downsample < 1:
@@ -298,6 +301,7 @@ class Human36mDataModule(PoseDataModule):
             ensure_synthetic_h36m(self.cache_dir, self.synthetic_size, self.synthetic_seed)
 
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
+        self.prepare_data()  # a no-op when present; lets setup() work without a Trainer
         folder = self.dataset_dir
         keypoints = load_keypoints_2d(folder / f"data_2d_h36m_{self.source_2d}.npz")
         if keypoints.skeleton != self.input_skeleton:

@@ -12,9 +12,10 @@ It runs as its own program because DDP must not start inside the pytest process
 from __future__ import annotations
 
 import math
-import socket
 import sys
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -83,12 +84,12 @@ def compare(rank: int, got: Results, expected: Results) -> list[str]:
     return failures
 
 
-def worker(rank: int, port: int, expected: Results) -> None:
+def worker(rank: int, rendezvous: str, expected: Results) -> None:
     torch.set_num_threads(1)
     # A short timeout turns a rank stuck in a collective into an error instead of a hang.
     dist.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        init_method=rendezvous,
         rank=rank,
         world_size=WORLD_SIZE,
         timeout=timedelta(seconds=60),
@@ -108,22 +109,19 @@ def worker(rank: int, port: int, expected: Results) -> None:
         raise RuntimeError(f"rank {rank}: " + "; ".join(failures))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     torch.set_num_threads(1)
     assert sum(stop - start for start, stop in SHARDS) == NUM_SEQUENCES
     assert all(sum(sizes) == stop - start for sizes, (start, stop) in zip(BATCH_SIZES, SHARDS, strict=True))
     expected = evaluate(make_metrics(), make_data(), (NUM_SEQUENCES,))
-    try:
-        mp.start_processes(worker, args=(free_port(), expected), nprocs=WORLD_SIZE, start_method="spawn")
-    except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
-        print(f"DDP METRICS FAILED: {error}", flush=True)
-        return 1
+    # A file rendezvous cannot race with other processes for a TCP port, as a "free" port can.
+    with tempfile.TemporaryDirectory() as folder:
+        rendezvous = f"file://{Path(folder) / 'rendezvous'}"
+        try:
+            mp.start_processes(worker, args=(rendezvous, expected), nprocs=WORLD_SIZE, start_method="spawn")
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+            print(f"DDP METRICS FAILED: {error}", flush=True)
+            return 1
     print("DDP METRICS OK", flush=True)
     return 0
 

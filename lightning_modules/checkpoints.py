@@ -1,0 +1,73 @@
+"""Lightning checkpoints that ``poselift test`` / ``predict`` and ``load_from_checkpoint`` accept.
+
+``import_videopose3d`` turns a published VideoPose3D ``.bin`` (pose model and, when present, trajectory model)
+into such a checkpoint: the regime's hyperparameters in the LightningCLI form (class paths + init args), so
+that ``SupervisedLifting.load_from_checkpoint`` rebuilds the networks, and the weights under ``lifter.`` and
+``trajectory_model.``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import lightning
+import torch
+
+from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
+from lightning_modules.hparams import INSTANTIATOR, class_path, module_spec
+from lightning_modules.supervised import SupervisedLifting
+
+
+def save_checkpoint_atomic(payload: dict, path: str | Path) -> Path:
+    """``torch.save`` through a temporary file and a rename: an interrupted write leaves no partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def import_videopose3d(
+    source: str | Path,
+    out: str | Path,
+    in_features: int = 2,
+    causal: bool = False,
+    input_layout: str = "h36m",
+    output_layout: str = "h36m",
+    trust_pickle: bool = False,
+) -> SupervisedLifting:
+    """Convert a VideoPose3D checkpoint into a poselift checkpoint at ``out``; returns the rebuilt module."""
+    checkpoint = load_videopose3d_checkpoint(source, trust_pickle)
+    lifter, _ = lifter_from_state_dict(checkpoint["model_pos"], in_features, causal)
+    trajectory_model = None
+    if checkpoint.get("model_traj") is not None:
+        trajectory_model, _ = lifter_from_state_dict(checkpoint["model_traj"], in_features, causal)
+    module = SupervisedLifting(
+        lifter=lifter, trajectory_model=trajectory_model, input_layout=input_layout, output_layout=output_layout
+    )
+    hyper_parameters = {
+        "_class_path": class_path(SupervisedLifting),
+        "lifter": module_spec(lifter),
+        "trajectory_model": module_spec(trajectory_model),
+        "input_layout": input_layout,
+        "output_layout": output_layout,
+        "_instantiator": INSTANTIATOR,
+    }
+    payload = {
+        "epoch": int(checkpoint.get("epoch", 0) or 0),
+        "global_step": 0,
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": module.state_dict(),
+        "hparams_name": "kwargs",
+        "hyper_parameters": hyper_parameters,
+    }
+    save_checkpoint_atomic(payload, out)
+    return module

@@ -1,0 +1,53 @@
+"""TensorBoard figures: the 2D input next to the predicted and true 3D skeletons of one frame."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are rendered to images for the logger, never shown
+
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from components.batch import PoseBatch  # noqa: E402
+from components.skeleton import Skeleton  # noqa: E402
+
+
+def _draw_bones(axis, points, skeleton: Skeleton, color: str, label: str) -> None:
+    for i, (child, parent) in enumerate(skeleton.bones):
+        segment = points[[child, parent]]
+        axis.plot(*segment.T, color=color, linewidth=2, label=label if i == 0 else None)
+
+
+def pose_figure(
+    batch: PoseBatch, pred: Tensor, input_skeleton: Skeleton, output_skeleton: Skeleton, receptive_field: int
+):
+    """Middle output frame of the first window: input 2D (left) and predicted vs. true 3D (right).
+
+    Args:
+        batch: an evaluation batch (``keypoints_2d`` ``(B, T_in, J_in, F)``, ``poses_3d`` ``(B, T_out, J_out, 3)``).
+        pred: ``(B, T_out, J_out, 3)`` predictions in metres, camera space, root-relative.
+    """
+    frame = pred.shape[1] // 2
+    keypoints = batch.keypoints_2d[0, frame + receptive_field // 2, :, :2].detach().cpu().numpy()
+    predicted = pred[0, frame].detach().float().cpu().numpy()
+    truth = batch.poses_3d[0, frame].detach().float().cpu().numpy()
+
+    figure = plt.figure(figsize=(9, 4.5))
+    flat = figure.add_subplot(1, 2, 1)
+    _draw_bones(flat, keypoints, input_skeleton, "tab:blue", "2D input")
+    flat.set_title("2D input (screen units)")
+    flat.invert_yaxis()  # image y points down
+    flat.set_aspect("equal")
+
+    space = figure.add_subplot(1, 2, 2, projection="3d")
+    for points, color, label in ((truth, "tab:green", "ground truth"), (predicted, "tab:red", "prediction")):
+        # Camera space is y down, z forward: plot (x, z, -y) so that up is up and depth goes into the page.
+        _draw_bones(space, points[:, [0, 2, 1]] * [1, 1, -1], output_skeleton, color, label)
+    space.set_xlabel("x (m)")
+    space.set_ylabel("z (m)")
+    space.set_zlabel("-y (m)")
+    space.set_title("3D, camera space, root-relative")
+    space.legend(loc="upper right")
+    figure.tight_layout()
+    return figure

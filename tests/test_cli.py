@@ -1,0 +1,133 @@
+"""The poselift command end to end on the tiny synthetic set: fit + test, test from a run folder, tools."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import cli
+from components.networks.temporal_conv import TemporalConvLifter
+from lightning_modules.supervised import SupervisedLifting
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SMALL = [
+    "--data.init_args.synthetic_size", "tiny",
+    "--data.init_args.batch_size", "256",
+    "--model.init_args.lifter.init_args.channels", "32",
+    "--model.init_args.lifter.init_args.filter_widths", "[3, 3]",
+    "--trainer.max_epochs", "1",
+]  # fmt: skip
+
+
+def read_p1(path: Path) -> float:
+    rows = {row["action"]: row for row in csv.DictReader(path.open())}
+    return float(rows["average"]["P1"])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One CLI fit (which ends by testing its best checkpoint) of the quickstart experiment, made small."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POSELIFT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        cli.main(["fit", "-c", str(CONFIGS / "experiments/quickstart.yaml"), *SMALL,
+                  "--trainer.logger.init_args.save_dir", str(root)])  # fmt: skip
+    (folder,) = root.glob("quickstart/version_*")
+    return folder
+
+
+def test_fit_ends_with_a_protocol_table_next_to_the_best_checkpoint(run):
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    table = best.parent / "test_protocols.csv"
+    assert table.is_file() and (best.parent / "test_protocols.json").is_file()
+    rows = list(csv.DictReader(table.open()))
+    assert [r["action"] for r in rows][-1] == "average" and len(rows) >= 3
+    assert 0 < read_p1(table) < 1000
+    assert (run / "config.yaml").is_file() and list(run.glob("events.out.tfevents.*"))
+
+
+def test_test_from_the_run_folder_reproduces_the_table(run, tmp_path, capsys):
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    expected = read_p1(best.parent / "test_protocols.csv")
+    copy = tmp_path / "model.ckpt"
+    copy.write_bytes(best.read_bytes())
+    cli.main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(copy)])
+    assert read_p1(tmp_path / "test_protocols.csv") == pytest.approx(expected, abs=1e-3)
+    assert "average" in capsys.readouterr().out
+
+
+def test_checkpoint_rebuilds_its_lifter_with_linked_joint_counts(run):
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    spec = torch.load(best, weights_only=False)["hyper_parameters"]["lifter"]["init_args"]
+    assert spec["num_joints_in"] == 17 and spec["num_joints_out"] == 17 and spec["filter_widths"] == [3, 3]
+    model = SupervisedLifting.load_from_checkpoint(best)
+    assert isinstance(model.lifter, TemporalConvLifter) and model.receptive_field == 9
+    weights = torch.load(best, weights_only=False)["state_dict"]
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_import_videopose3d_checkpoint_predicts_like_its_source(run, tmp_path):
+    lifter = TemporalConvLifter(filter_widths=(3, 3), channels=32).eval()
+    trajectory = TemporalConvLifter(filter_widths=(3, 3), channels=32, num_joints_out=1).eval()
+    for module in (lifter, trajectory):  # non-trivial BatchNorm statistics
+        for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+            bn.running_mean.uniform_(-0.1, 0.1), bn.running_var.uniform_(0.5, 2.0)
+    source = tmp_path / "pretrained.bin"
+    torch.save({"epoch": 80, "model_pos": lifter.state_dict(), "model_traj": trajectory.state_dict()}, source)
+    out = tmp_path / "imported.ckpt"
+    assert cli.main(["import-videopose3d", str(source), "--out", str(out)]) == 0
+    imported = SupervisedLifting.load_from_checkpoint(out).eval()
+    x = torch.randn(2, 40, 17, 2)
+    with torch.no_grad():
+        assert torch.equal(imported.lifter(x), lifter(x))
+        assert torch.equal(imported.trajectory_model(x), trajectory(x))
+    cli.main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(out),
+              "--model.init_args.trajectory_model", "components.networks.temporal_conv.TemporalConvLifter",
+              "--model.init_args.trajectory_model.init_args.num_joints_out", "1",
+              "--model.init_args.trajectory_model.init_args.channels", "32",
+              "--model.init_args.trajectory_model.init_args.filter_widths", "[3, 3]"])  # fmt: skip
+    assert read_p1(tmp_path / "test_protocols.csv") > 0
+
+
+def test_import_refuses_pickles_without_trust(tmp_path, capsys):
+    lifter = TemporalConvLifter(filter_widths=(3,), channels=16)
+    source = tmp_path / "run_py_style.bin"
+    torch.save({"model_pos": lifter.state_dict(), "model_traj": None, "random_state": np.random.RandomState(1)}, source)
+    out = tmp_path / "imported.ckpt"
+    assert cli.main(["import-videopose3d", str(source), "--out", str(out)]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["import-videopose3d", str(source), "--out", str(out), "--trust-pickle"]) == 0
+    assert SupervisedLifting.load_from_checkpoint(out).trajectory_model is None
+
+
+def test_synthesize_tool_writes_and_summarises(tmp_path, capsys):
+    assert cli.main(["synthesize", "--out", str(tmp_path / "syn"), "--size", "tiny"]) == 0
+    assert {p.name for p in (tmp_path / "syn").iterdir()} == {
+        "data_3d_h36m.npz", "data_2d_h36m_gt.npz", "data_2d_h36m_noisy.npz",
+    }  # fmt: skip
+    assert "S11" in capsys.readouterr().out
+
+
+def instantiate(*args: str) -> cli.PoseliftCLI:
+    return cli.PoseliftCLI(
+        cli.LiftingModule, cli.PoseDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
+        args=[*args, "--trainer.logger", "false"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("experiment", sorted(p.name for p in (CONFIGS / "experiments").glob("*.yaml")))
+def test_every_experiment_config_instantiates(experiment):
+    parsed = instantiate("-c", str(CONFIGS / "experiments" / experiment))
+    assert parsed.datamodule.timing.receptive_field == parsed.model.receptive_field
+    assert parsed.model.lifter.num_joints_in == parsed.datamodule.num_joints_in
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("[dmt]*/*.yaml")))
+def test_every_building_block_config_instantiates(path):
+    group = path.split("/")[0]
+    parsed = instantiate("-c", str(CONFIGS / "experiments/quickstart.yaml"), f"--{group}", str(CONFIGS / path))
+    widths = parsed.model.lifter.filter_widths
+    assert parsed.datamodule.timing.receptive_field == int(np.prod(widths))
+    assert parsed.datamodule.timing.causal == parsed.model.lifter.causal
