@@ -48,6 +48,11 @@ class PoseliftCLI(LightningCLI):
         parser.link_arguments(
             "data.init_args.output_layout", "model.init_args.lifter.init_args.num_joints_out", compute_fn=joint_count
         )
+        parser.link_arguments(
+            "data.init_args.input_layout",
+            "model.init_args.trajectory_model.init_args.num_joints_in",
+            compute_fn=joint_count,
+        )
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
 

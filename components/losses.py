@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from components.geometry import bone_lengths
 from components.metrics import mpjpe
+from components.skeleton import Skeleton
 
 
 def pose_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -37,3 +39,32 @@ def weighted_mpjpe(pred: Tensor, target: Tensor, weights: Tensor) -> Tensor:
 def trajectory_loss(pred: Tensor, target: Tensor) -> Tensor:
     """Root trajectory loss ``(B, T, 1, 3)`` in camera space: MPJPE weighted by the inverse true depth."""
     return weighted_mpjpe(pred, target, 1.0 / target[..., 2])
+
+
+def reprojection_loss(projected: Tensor, keypoints_2d: Tensor) -> Tensor:
+    """Back-projection loss: mean Euclidean distance between projected and observed 2D joints.
+
+    Args:
+        projected, keypoints_2d: ``(..., joints, 2)`` in the same (normalised screen) units.
+    """
+    if projected.shape != keypoints_2d.shape or projected.shape[-1] != 2:
+        raise ValueError(
+            f"projected {tuple(projected.shape)} and keypoints {tuple(keypoints_2d.shape)} must match as (..., joints, 2)"
+        )
+    return (projected - keypoints_2d).norm(dim=-1).mean()
+
+
+def bone_length_loss(labeled: Tensor, unlabeled: Tensor, skeleton: Skeleton) -> Tensor:
+    """Bone-length prior: mean over bones of |mean bone length of one batch - that of the other|.
+
+    Both are *predicted* poses, so the prior asks the unlabeled predictions to keep the proportions the labeled
+    ones learn from 3D supervision.
+
+    Args:
+        labeled, unlabeled: ``(B, T, joints, 3)`` poses in metres (batch sizes may differ).
+    """
+    if labeled.shape[-2:] != unlabeled.shape[-2:]:
+        raise ValueError(f"labeled {tuple(labeled.shape)} and unlabeled {tuple(unlabeled.shape)} joint shapes differ")
+    mean_labeled = bone_lengths(labeled, skeleton).flatten(0, -2).mean(dim=0)
+    mean_unlabeled = bone_lengths(unlabeled, skeleton).flatten(0, -2).mean(dim=0)
+    return (mean_labeled - mean_unlabeled).abs().mean()

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from components.metrics import action_group
@@ -125,11 +126,11 @@ class PoseDataModule(pl.LightningDataModule, ABC):
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.stores)})")
         return self.stores[split]
 
-    def window_loader(self, split: str, seed_offset: int = 0) -> DataLoader:
-        """Shuffled training windows of ``split`` (``train`` or ``unlabeled``)."""
+    def window_loader(self, split: str, seed_offset: int = 0, num_batches: int | None = None) -> DataLoader:
+        """Shuffled training windows of ``split`` (``train`` or ``unlabeled``); see ``WindowBatchSampler``."""
         windows = TrainingWindows(self._store(split), self.chunk_length)
         world, rank = self._rank()
-        sampler = WindowBatchSampler(windows, self.batch_size, True, self.seed + seed_offset, world, rank)
+        sampler = WindowBatchSampler(windows, self.batch_size, True, self.seed + seed_offset, world, rank, num_batches)
         return self._loader(windows, sampler)
 
     def chunk_loader(self, split: str) -> DataLoader:
@@ -147,8 +148,17 @@ class PoseDataModule(pl.LightningDataModule, ABC):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self.window_loader("train")
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        """Labeled windows; with an unlabeled split, ``{"labeled": PoseBatch, "unlabeled": PoseBatch}`` pairs.
+
+        The unlabeled stream is paced by the labeled one: an epoch is one pass over the labeled windows, with as
+        many equal-size unlabeled batches drawn from fresh shuffles.
+        """
+        labeled = self.window_loader("train")
+        if "unlabeled" not in self.stores:
+            return labeled
+        unlabeled = self.window_loader("unlabeled", seed_offset=1, num_batches=len(labeled))
+        return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
     def val_dataloader(self) -> DataLoader:
         return self.chunk_loader("val")

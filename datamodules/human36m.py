@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,33 +117,44 @@ def _skeleton_from_metadata(path: Path, metadata: dict) -> Skeleton:
     return skeleton
 
 
-def subset_window(subject: str, action: str, frames: int, fraction: float) -> slice:
-    """One contiguous block of ``round(frames * fraction)`` frames at a start fixed by the recording's name.
+def subset_window(subject: str, action: str, frames: int, fraction: float, seed: int = 0) -> slice:
+    """One contiguous block of ``round(frames * fraction)`` frames at a start fixed by the name and ``seed``.
 
     All cameras of a recording get the same block, and the choice is the same on every run and process.
     """
     keep = max(1, int(round(frames * fraction)))
-    seed = zlib.crc32(f"{subject}/{action}".encode())
+    seed = zlib.crc32(f"{subject}/{action}/{seed}".encode())
     start = int(np.random.default_rng(seed).integers(0, frames - keep + 1))
     return slice(start, start + keep)
 
 
 @dataclass(frozen=True)
 class RecordingFilter:
-    """Which recordings and frames to keep: action prefixes, cameras, subset fraction, downsampling."""
+    """Which recordings and frames to keep: action prefixes, cameras, subset fraction, downsampling.
+
+    ``complement=True`` keeps the frames *outside* the subset block instead: the unlabeled rest of a subject
+    whose labeled part is the block.
+    """
 
     actions: Sequence[str] | None = None
     cameras: Sequence[int] | None = None
     subset: float = 1.0
     downsample: int = 1
+    complement: bool = False
+    seed: int = 0
 
     def keeps(self, action: str) -> bool:
         # Prefix matching, as in the published protocol: "Sitting" also selects "SittingDown".
         return self.actions is None or any(action.startswith(a) for a in self.actions)
 
-    def frames(self, subject: str, action: str, frames: int) -> slice:
-        window = subset_window(subject, action, frames, self.subset) if self.subset < 1 else slice(0, frames)
-        return slice(window.start, window.stop, self.downsample)
+    def blocks(self, subject: str, action: str, frames: int) -> list[slice]:
+        """Frame slices to keep (each a separate sequence), downsampled."""
+        if self.subset >= 1:
+            kept = [] if self.complement else [slice(0, frames)]
+        else:
+            block = subset_window(subject, action, frames, self.subset, self.seed)
+            kept = [slice(0, block.start), slice(block.stop, frames)] if self.complement else [block]
+        return [slice(k.start, k.stop, self.downsample) for k in kept if k.stop > k.start]
 
 
 def _camera_space_targets(world: np.ndarray, camera: CameraParameters, skeleton: Skeleton):
@@ -164,12 +175,14 @@ def build_sequences(
     recordings: RecordingFilter,
     output_skeleton: Skeleton = H36M_17,
     source: str = "",
+    drop_3d: bool = False,
 ) -> list[PoseSequence]:
     """Turn file contents into per-camera sequences in the framework's conventions.
 
     With ``positions_3d`` the sequences are labeled: the 32 mocap joints are reduced to ``output_skeleton`` by
     name, moved into each camera's frame and split into a root-relative pose and a root trajectory; 2D
-    longer than the mocap is cut to its length. Without it (2D-only subjects) they are unlabeled.
+    longer than the mocap is cut to its length. Without it (2D-only subjects), or with ``drop_3d`` (the
+    unlabeled rest of labeled subjects: same frames as the labeled part, no targets), they are unlabeled.
     """
     sequences = []
     for subject in subjects:
@@ -195,13 +208,14 @@ def build_sequences(
                 recordings,
                 output_skeleton,
             )
+    if drop_3d:
+        sequences = [replace(s, poses_3d=None, trajectory=None) for s in sequences]
     return sequences
 
 
 def _recording_sequences(subject, action, views, world, cameras, recordings, output_skeleton):
     selected = range(len(views)) if recordings.cameras is None else recordings.cameras
     length = min(len(v) for v in views) if world is None else len(world)
-    frames = recordings.frames(subject, action, length)
     sequences = []
     for index in selected:
         view, camera = views[index], cameras[index]
@@ -209,24 +223,31 @@ def _recording_sequences(subject, action, views, world, cameras, recordings, out
             raise ValueError(
                 f"{subject}/{action} camera {index}: 2D has {len(view)} frames, fewer than the 3D's {len(world)}"
             )
-        keypoints = view[:length][frames].copy()
-        keypoints[..., :2] = normalize_screen_coordinates(keypoints[..., :2], camera.width, camera.height)
-        poses = trajectory = None
-        if world is not None:
-            poses, trajectory = _camera_space_targets(world[frames], camera, output_skeleton)
-        sequences.append(
-            PoseSequence(
-                subject=subject,
-                action=action,
-                camera=camera.id,
-                keypoints_2d=keypoints,
-                poses_3d=poses,
-                trajectory=trajectory,
-                intrinsics=camera.intrinsics(),
-                fps=FPS / recordings.downsample,
+        for frames in recordings.blocks(subject, action, length):
+            block = _sequence(
+                subject, action, view[:length], world, camera, frames, output_skeleton, recordings.downsample
             )
-        )
+            sequences.append(block)
     return sequences
+
+
+def _sequence(subject, action, view, world, camera, frames: slice, skeleton: Skeleton, downsample: int):
+    """One camera's block of frames as a PoseSequence in the framework's conventions."""
+    keypoints = view[frames].copy()
+    keypoints[..., :2] = normalize_screen_coordinates(keypoints[..., :2], camera.width, camera.height)
+    poses = trajectory = None
+    if world is not None:
+        poses, trajectory = _camera_space_targets(world[frames], camera, skeleton)
+    return PoseSequence(
+        subject=subject,
+        action=action,
+        camera=camera.id,
+        keypoints_2d=keypoints,
+        poses_3d=poses,
+        trajectory=trajectory,
+        intrinsics=camera.intrinsics(),
+        fps=FPS / downsample,
+    )
 
 
 def default_cache_dir() -> Path:
@@ -248,7 +269,9 @@ class Human36mDataModule(PoseDataModule):
         unlabeled_subjects: subjects whose 2D is used without 3D (e.g. S2-S4 of detection files).
         actions: action-name prefixes to keep (``None`` keeps all).
         cameras: camera indices 0-3 to keep (``None`` keeps all).
-        subset: fraction of each training recording to keep, as one contiguous block.
+        subset: fraction of each training recording to keep, as one contiguous block (the labeled part; the
+            rest of a subject listed in ``unlabeled_subjects`` too becomes unlabeled data).
+        subset_seed: picks where the block lies (the same for every camera, run and process).
         downsample: keep every k-th frame (all splits).
         synthetic_size, synthetic_seed, cache_dir: the synthetic dataset used when ``data_dir`` is None.
         **window_options: batching options of :class:`datamodules.base.PoseDataModule`.
@@ -267,6 +290,7 @@ class Human36mDataModule(PoseDataModule):
         actions: Sequence[str] | None = None,
         cameras: Sequence[int] | None = None,
         subset: float = 1.0,
+        subset_seed: int = 0,
         downsample: int = 1,
         synthetic_size: str = "default",
         synthetic_seed: int = 0,
@@ -286,7 +310,7 @@ class Human36mDataModule(PoseDataModule):
             "test": tuple(test_subjects),
             "unlabeled": tuple(unlabeled_subjects),
         }
-        self.recordings = RecordingFilter(actions, cameras, subset, downsample)
+        self.recordings = RecordingFilter(actions, cameras, subset, downsample, seed=subset_seed)
         self.synthetic_size, self.synthetic_seed = synthetic_size, synthetic_seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
 
@@ -300,6 +324,18 @@ class Human36mDataModule(PoseDataModule):
         if self.data_dir is None:
             ensure_synthetic_h36m(self.cache_dir, self.synthetic_size, self.synthetic_seed)
 
+    def _unlabeled_subjects(self) -> tuple[list[str], list[str]]:
+        """Unlabeled subjects split into wholly unlabeled ones and labeled ones whose unlabeled rest is used."""
+        labeled = set(self.split_subjects["train"])
+        whole = [s for s in self.split_subjects["unlabeled"] if s not in labeled]
+        rest = [s for s in self.split_subjects["unlabeled"] if s in labeled]
+        if rest and self.recordings.subset >= 1:
+            raise ValueError(
+                f"unlabeled_subjects {rest} are also fully labeled train_subjects; with subset < 1 their "
+                "frames outside the labeled block are used as unlabeled data"
+            )
+        return whole, rest
+
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
         self.prepare_data()  # a no-op when present; lets setup() work without a Trainer
         folder = self.dataset_dir
@@ -312,18 +348,15 @@ class Human36mDataModule(PoseDataModule):
         positions_3d = load_positions_3d(folder / "data_3d_h36m.npz")
         splits = {}
         for split, subjects in self.split_subjects.items():
+            recordings = self.recordings if split == "train" else replace(self.recordings, subset=1.0)
             labeled = split != "unlabeled"
-            recordings = (
-                self.recordings
-                if split == "train"
-                else RecordingFilter(self.recordings.actions, self.recordings.cameras, 1.0, self.recordings.downsample)
-            )
-            splits[split] = build_sequences(
-                keypoints,
-                positions_3d if labeled else None,
-                subjects,
-                recordings,
-                self.output_skeleton,
-                self.source_2d,
+            if not labeled:
+                subjects, rest = self._unlabeled_subjects()
+                complement = replace(self.recordings, complement=True)
+                splits[split] = build_sequences(
+                    keypoints, positions_3d, rest, complement, self.output_skeleton, self.source_2d, drop_3d=True
+                )
+            splits[split] = splits.get(split, []) + build_sequences(
+                keypoints, positions_3d if labeled else None, subjects, recordings, self.output_skeleton, self.source_2d
             )
         return splits

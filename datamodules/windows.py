@@ -276,6 +276,10 @@ class WindowBatchSampler(DistributedSampler):
     Every rank gets the same number of batches (the remainder of an uneven split is dropped), so DDP gradient
     reductions stay in step. It subclasses ``DistributedSampler`` because that tells Lightning the sampler
     already shards by rank (Lightning then neither wraps nor pads it) while still calling ``set_epoch``.
+
+    Args:
+        num_batches: yield exactly this many batches per epoch, drawing from fresh shuffles as often as needed
+            (an unlabeled stream paced by the labeled one). None: one pass over the windows.
     """
 
     def __init__(
@@ -286,20 +290,29 @@ class WindowBatchSampler(DistributedSampler):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        num_batches: int | None = None,
     ) -> None:
         super().__init__(windows, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
+        self.batch_size, self.num_batches = batch_size, num_batches
+
+    def _order(self, draw: int) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(len(self.dataset))
+        generator = torch.Generator().manual_seed(self.seed + self.epoch + 1_000_003 * draw)
+        return torch.randperm(len(self.dataset), generator=generator)
 
     def _rank_ids(self) -> Tensor:
         total = len(self.dataset)
-        if self.shuffle:
-            order = torch.randperm(total, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        if self.num_batches is None:
+            needed = total // self.num_replicas * self.num_replicas
         else:
-            order = torch.arange(total)
-        per_rank = total // self.num_replicas
-        return order[self.rank : per_rank * self.num_replicas : self.num_replicas]
+            needed = self.num_batches * self.batch_size * self.num_replicas
+        orders = [self._order(0)]
+        while len(orders) * total < needed:
+            orders.append(self._order(len(orders)))
+        return torch.cat(orders)[self.rank : needed : self.num_replicas]
 
     def __iter__(self) -> Iterator[Tensor]:
         batches = list(torch.split(self._rank_ids(), self.batch_size))
@@ -309,6 +322,8 @@ class WindowBatchSampler(DistributedSampler):
         return iter(batches)
 
     def __len__(self) -> int:
+        if self.num_batches is not None:
+            return self.num_batches
         per_rank = len(self.dataset) // self.num_replicas
         full, rest = divmod(per_rank, self.batch_size)
         return full + (rest > 1 or (rest == 1 and full == 0))

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures are rendered to images for the logger, never shown
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from components.batch import PoseBatch  # noqa: E402
@@ -17,6 +18,14 @@ def _draw_bones(axis, points, skeleton: Skeleton, color: str, label: str) -> Non
     for i, (child, parent) in enumerate(skeleton.bones):
         segment = points[[child, parent]]
         axis.plot(*segment.T, color=color, linewidth=2, label=label if i == 0 else None)
+
+
+def _equal_axes(axis, points: np.ndarray) -> None:
+    """One scale on all three axes, so that bone lengths look right."""
+    centre, half = points.mean(axis=0), np.ptp(points, axis=0).max() / 2 + 0.05
+    for setter, c in zip((axis.set_xlim, axis.set_ylim, axis.set_zlim), centre, strict=True):
+        setter(c - half, c + half)
+    axis.set_box_aspect((1, 1, 1))
 
 
 def pose_figure(
@@ -41,9 +50,11 @@ def pose_figure(
     flat.set_aspect("equal")
 
     space = figure.add_subplot(1, 2, 2, projection="3d")
-    for points, color, label in ((truth, "tab:green", "ground truth"), (predicted, "tab:red", "prediction")):
-        # Camera space is y down, z forward: plot (x, z, -y) so that up is up and depth goes into the page.
-        _draw_bones(space, points[:, [0, 2, 1]] * [1, 1, -1], output_skeleton, color, label)
+    # Camera space is y down, z forward: plot (x, z, -y) so that up is up and depth goes into the page.
+    shown = {label: p[:, [0, 2, 1]] * [1, 1, -1] for label, p in (("ground truth", truth), ("prediction", predicted))}
+    for (label, points), color in zip(shown.items(), ("tab:green", "tab:red"), strict=True):
+        _draw_bones(space, points, output_skeleton, color, label)
+    _equal_axes(space, np.concatenate(list(shown.values())))
     space.set_xlabel("x (m)")
     space.set_ylabel("z (m)")
     space.set_zlabel("-y (m)")

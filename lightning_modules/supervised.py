@@ -50,6 +50,11 @@ class SupervisedLifting(LiftingModule):
             raise ValueError(f"bn_schedule must be 'step' or 'epoch', got {bn_schedule!r}")
 
     def training_step(self, batch: PoseBatch, batch_idx: int) -> torch.Tensor:
+        if not isinstance(batch, PoseBatch):
+            raise TypeError(
+                "SupervisedLifting trains on labeled windows only, but the data also yields unlabeled ones: remove "
+                "data.init_args.unlabeled_subjects, or train lightning_modules.back_projection.BackProjectionLifting"
+            )
         strided = batch.keypoints_2d.shape[1] == self.receptive_field
         pred = self.lifter(batch.keypoints_2d, strided=strided)
         loss = pose_loss(pred, batch.poses_3d)

@@ -131,15 +131,39 @@ def test_datamodule_splits_and_unlabeled_subjects(dataset):
     assert data.action_groups == ("Greeting", "Sitting", "SittingDown", "Walking")
     assert data.subjects == ("S1", "S2", "S9")
     assert data.stores["unlabeled"].labeled is False and len(data.sequences["unlabeled"]) == 4
-    batch = next(iter(data.train_dataloader()))
+    loader = data.train_dataloader()
+    pair, _, _ = next(iter(loader))
+    batch, unlabeled = pair["labeled"], pair["unlabeled"]
     assert batch.keypoints_2d.shape == (32, 9, 17, 2) and batch.poses_3d.shape == (32, 1, 17, 3)
     assert 0.3 < batch.flipped.float().mean() < 0.7
-    unlabeled = next(iter(data.window_loader("unlabeled")))
     assert unlabeled.poses_3d is None and unlabeled.intrinsics.shape == (32, 9)
+    # 4 S1 recordings x 4 cameras x 40 frames x 2 (flip) = 1280 windows = 40 batches; the unlabeled stream
+    # (4 S2 sequences of 25 frames, 800 windows with flips) is paced to the same number of batches.
+    assert len(loader) == 40 and sum(1 for _ in loader) == 40
     val = list(data.val_dataloader())
     assert len(val) == 8 and sum(b.poses_3d.shape[1] for b in val) == 8 * FRAMES
     names = [data.action_groups[int(b.action)] for b in val]
     assert sorted(set(names)) == ["Greeting", "Walking"]
+
+
+def test_unlabeled_rest_of_a_partly_labeled_subject(dataset):
+    data = Human36mDataModule(
+        data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"],
+        unlabeled_subjects=["S1", "S2"], subset=0.25, subset_seed=3, actions=["Walking 1"],
+    )  # fmt: skip
+    data.setup("fit")
+    block = subset_window("S1", "Walking 1", FRAMES, 0.25, seed=3)
+    labeled = data.sequences["train"]
+    assert {len(s) for s in labeled} == {10} and len(labeled) == 4
+    rest = [s for s in data.sequences["unlabeled"] if s.subject == "S1"]
+    assert sorted({len(s) for s in rest}) == sorted({block.start, FRAMES - block.stop} - {0})
+    assert sum(len(s) for s in rest) == 4 * (FRAMES - 10)  # every S1 frame is labeled or unlabeled, once
+    assert subset_window("S1", "Walking 1", FRAMES, 0.25, seed=4) != block
+    full = Human36mDataModule(
+        data_dir=str(dataset), train_subjects=["S1"], val_subjects=[], test_subjects=[], unlabeled_subjects=["S1"]
+    )
+    with pytest.raises(ValueError, match=r"unlabeled_subjects \['S1'\] are also fully labeled"):
+        full.setup("fit")
 
 
 def test_missing_file_and_key_errors(tmp_path):

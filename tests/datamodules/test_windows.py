@@ -190,3 +190,17 @@ def test_batches_that_are_kept_are_never_overwritten():
     assert all(torch.equal(b.keypoints_2d, first) for b in kept)
     released = windows[ids].keypoints_2d.data_ptr()
     assert windows[ids].keypoints_2d.data_ptr() == released  # a dropped batch's buffer is reused
+
+
+def test_paced_sampler_yields_exactly_the_requested_batches():
+    windows = TrainingWindows(make_store([10], receptive_field=1))  # 10 windows
+    sampler = WindowBatchSampler(windows, batch_size=4, seed=3, num_batches=7)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7 and all(len(b) == 4 for b in batches)
+    drawn = torch.cat(batches)
+    assert sorted(drawn[:10].tolist()) == list(range(10))  # first a full pass, then a fresh shuffle
+    assert sorted(drawn[10:20].tolist()) == list(range(10))
+    ranks = [
+        torch.cat(list(WindowBatchSampler(windows, 4, seed=3, num_replicas=2, rank=r, num_batches=3))) for r in (0, 1)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == 12
