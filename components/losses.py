@@ -49,7 +49,8 @@ def reprojection_loss(projected: Tensor, keypoints_2d: Tensor) -> Tensor:
     """
     if projected.shape != keypoints_2d.shape or projected.shape[-1] != 2:
         raise ValueError(
-            f"projected {tuple(projected.shape)} and keypoints {tuple(keypoints_2d.shape)} must match as (..., joints, 2)"
+            f"projected {tuple(projected.shape)} and keypoints {tuple(keypoints_2d.shape)} "
+            "must match as (..., joints, 2)"
         )
     return (projected - keypoints_2d).norm(dim=-1).mean()
 

@@ -179,13 +179,12 @@ class SequenceStore:
         copy = flipped.long()
         first_input = self.padded_offsets[sequence] + start + copy * self.padded_size
         steps = torch.arange(length + self.timing.receptive_field - 1)
-        index = (first_input[:, None] + steps).view(-1)
         keypoints = self._pool.empty((len(sequence), len(steps), *self.keypoints.shape[1:]), self.keypoints.dtype)
-        torch.index_select(self.keypoints, 0, index, out=keypoints.view(len(index), *self.keypoints.shape[1:]))
+        _gather_rows(self.keypoints, first_input[:, None] + steps, out=keypoints)
         poses = trajectory = intrinsics = None
         if self.labeled:
             target_index = (self.offsets[sequence] + start + copy * self.size)[:, None] + torch.arange(length)
-            poses, trajectory = self.poses_3d[target_index], self.trajectory[target_index]
+            poses, trajectory = _gather_rows(self.poses_3d, target_index), _gather_rows(self.trajectory, target_index)
         if self.intrinsics is not None:
             intrinsics = self.intrinsics[sequence + copy * self.num_sequences]
         return PoseBatch(
@@ -199,6 +198,20 @@ class SequenceStore:
             subject=self.subject_ids[sequence],
             flipped=flipped,
         )
+
+
+def _gather_rows(source: Tensor, index: Tensor, out: Tensor | None = None) -> Tensor:
+    """``source[index]`` for a ``(N, ...)`` source and an integer ``index`` of any shape, as one row copy.
+
+    Flattening every row to one contiguous run lets ``index_select`` copy rows whole; indexing the
+    multi-dimensional tensor directly is several times slower.
+    """
+    rows = source.view(len(source), -1)
+    shape = (*index.shape, *source.shape[1:])
+    if out is None:
+        return torch.index_select(rows, 0, index.reshape(-1)).view(shape)
+    torch.index_select(rows, 0, index.reshape(-1), out=out.view(index.numel(), -1))
+    return out
 
 
 class TrainingWindows(Dataset):
