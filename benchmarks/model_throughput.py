@@ -19,6 +19,7 @@ forward + backward = 3 x forward. Times are the best of the repetitions.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,31 +158,68 @@ def max_difference(lifter: TemporalConvLifter, reference: nn.Module) -> float:
     return max(dilated.item(), strided.item())
 
 
-def timed(run: Callable[[], None], repeats: int, peaks: list[float]) -> float:
-    """Best time of ``run``, after measuring the matmul rate into ``peaks``.
+def interleaved_best_times(runs: list[Callable[[], None]], repeats: int, peaks: list[float]) -> list[float]:
+    """Best time of each run (seconds), the runs taking turns, with a matmul measurement into ``peaks`` each round.
 
-    Other load on the machine lowers both, so the best matmul rate of the run goes with the best case times.
+    Other load on the machine comes and goes; taking turns exposes every run (and the matmul ceiling) to it alike,
+    and the best times are those of the quietest moments.
     """
-    peaks.append(matmul_gflops(2048, repeats=5))
-    return best_time(run, repeats)
+    for run in runs:
+        run()  # warm-up: allocator, optimizer state, oneDNN primitives
+    best = [math.inf] * len(runs)
+    for _ in range(repeats):
+        peaks.append(matmul_gflops(2048, repeats=3))
+        for index, run in enumerate(runs):
+            start = time.perf_counter()
+            run()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
+
+
+@dataclass
+class Case:
+    """One timed workload: ``make_run(model)`` returns the call to time, which processes ``items`` and ``flop``."""
+
+    name: str
+    items: int
+    unit: str
+    flop: float
+    repeats: int
+    make_run: Callable[[nn.Module], Callable[[], None]]
+
+
+def cases(lifter: TemporalConvLifter, args: argparse.Namespace) -> list[Case]:
+    rf, frames = lifter.receptive_field, args.sequence + lifter.receptive_field - 1
+    strided_flop = 6 * args.batch * multiply_adds(lifter, rf, strided=True)
+    dilated_flop = 6 * args.dilated_batch * multiply_adds(lifter, rf, strided=False)
+    return [
+        Case("train strided twin", args.batch, "windows/s", strided_flop, args.repeats,
+             lambda model: training_step(model, lifter, args.batch, strided=True)),
+        Case("train dilated", args.dilated_batch, "windows/s", dilated_flop, max(1, args.repeats // 2),
+             lambda model: training_step(model, lifter, args.dilated_batch, strided=False)),
+        Case(f"infer {args.sequence} frames", args.sequence, "frames/s",
+             2 * multiply_adds(lifter, frames, strided=False), args.repeats,
+             lambda model: inference(model, lifter, frames)),
+    ]  # fmt: skip
 
 
 def measure(
-    name: str, model: nn.Module, lifter: TemporalConvLifter, args: argparse.Namespace, peaks: list[float]
-) -> list[Row]:
-    """Strided training, dilated training and long-sequence inference rows for one implementation."""
-    rf, frames = lifter.receptive_field, args.sequence + lifter.receptive_field - 1
-    strided_step = training_step(model, lifter, args.batch, strided=True)
-    flop = 6 * multiply_adds(lifter, rf, strided=True) * args.batch
-    rows = [Row("train strided twin", name, timed(strided_step, args.repeats, peaks), args.batch, "windows/s", flop)]
-    dilated_step = training_step(model, lifter, args.dilated_batch, strided=False)
-    flop = 6 * multiply_adds(lifter, rf, strided=False) * args.dilated_batch
-    seconds = timed(dilated_step, max(1, args.repeats // 2), peaks)
-    rows.append(Row("train dilated", name, seconds, args.dilated_batch, "windows/s", flop))
-    flop = 2 * multiply_adds(lifter, frames, strided=False)
-    seconds = timed(inference(model, lifter, frames), args.repeats, peaks)
-    rows.append(Row(f"infer {args.sequence} frames", name, seconds, args.sequence, "frames/s", flop))
-    return rows
+    models: dict[str, nn.Module], lifter: TemporalConvLifter, args: argparse.Namespace
+) -> tuple[list[Row], float]:
+    """Time every case for every implementation; returns the rows and the best matmul rate of the run."""
+    rows, peaks = [], []
+    for case in cases(lifter, args):
+        runs = [case.make_run(model) for model in models.values()]
+        times = interleaved_best_times(runs, case.repeats, peaks)
+        rows += [
+            Row(case.name, name, t, case.items, case.unit, case.flop) for name, t in zip(models, times, strict=True)
+        ]
+    peaks.append(matmul_gflops(2048, repeats=5))
+    print(
+        f"float32 matmul 2048^3 on {torch.get_num_threads()} threads, measured {len(peaks)} times during the run: "
+        f"{min(peaks):.0f} .. {max(peaks):.0f} GFLOP/s; percentages below are of {max(peaks):.0f}"
+    )
+    return rows, max(peaks)
 
 
 def parse_args() -> argparse.Namespace:
@@ -211,14 +249,7 @@ def main() -> None:
         difference = max_difference(lifter, models["nn.Conv1d reference"])
         print(f"max |lifter - reference| (eval, dilated and strided, same state_dict): {difference:.2e}")
 
-    peaks: list[float] = []
-    rows = [row for name, model in models.items() for row in measure(name, model, lifter, args, peaks)]
-    peaks.append(matmul_gflops(2048, repeats=5))
-    peak = max(peaks)
-    print(
-        f"float32 matmul 2048^3 on {torch.get_num_threads()} threads, best of 5, measured {len(peaks)} times during "
-        f"the run: {min(peaks):.0f} .. {peak:.0f} GFLOP/s; percentages below are of {peak:.0f}"
-    )
+    rows, peak = measure(models, lifter, args)
     print(
         f"243-frame model, {sum(p.numel() for p in lifter.parameters()):,} parameters; training batch {args.batch} "
         f"(dilated {args.dilated_batch}); GFLOP = 2 x executed multiply-adds, backward = 2 x forward; best of "

@@ -58,6 +58,15 @@ def test_test_from_the_run_folder_reproduces_the_table(run, tmp_path, capsys):
     assert "average" in capsys.readouterr().out
 
 
+def test_predict_from_the_run_folder_returns_every_test_frame(run):
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    result = cli.lightning_main(["predict", "--config", str(run / "config.yaml"), "--ckpt_path", str(best)])
+    predictions = result.trainer.predict_loop.predictions
+    frames = sum(len(s) for s in result.datamodule.sequences["test"])
+    assert sum(p["poses_3d"].shape[1] for p in predictions) == frames
+    assert predictions[0]["poses_3d"].shape[-2:] == (17, 3)
+
+
 def test_checkpoint_rebuilds_its_lifter_with_linked_joint_counts(run):
     (best,) = run.glob("checkpoints/best-*.ckpt")
     spec = torch.load(best, weights_only=False)["hyper_parameters"]["lifter"]["init_args"]

@@ -338,5 +338,5 @@ def test_metrics_under_two_process_gloo_equal_single_process() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DDP METRICS OK" in result.stdout
-    checked = [line for line in result.stdout.splitlines() if line.startswith("rank ") and line.endswith(" ok")]
-    assert len(checked) == 2 * 6  # six metrics, each checked on both ranks
+    # Each rank raises (exit code 1) unless all six metrics equal the single-process values; the ranks'
+    # per-metric lines share one pipe and may interleave, so they are not parsed.
