@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from components.batch import PoseBatch
 from components.geometry import flip_horizontal
-from components.metrics import MPJPE, MPJVE, NMPJPE, PMPJPE, mpjpe
+from components.metrics import MPJPE, MPJVE, NMPJPE, PMPJPE
 from components.report import ResultTable, group_table
 from components.skeleton import layout
 from lightning_modules.figures import pose_figure
@@ -229,7 +229,3 @@ class LiftingModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.logger is not None and hasattr(self.logger, "log_hyperparams"):
             self.logger.log_hyperparams(self.hparams, {"hp/val_p1_mm": float("nan")})
-
-    def evaluation_error(self, batch: PoseBatch) -> Tensor:
-        """Plain P1 of one labeled batch in metres (no flip); handy in notebooks."""
-        return mpjpe(self.lift(batch.keypoints_2d), batch.poses_3d)
