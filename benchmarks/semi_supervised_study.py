@@ -16,26 +16,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from runs import CONFIGS, fit_and_test
+
 import cli
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def run(out: Path, name: str, epochs: int, *overrides: str) -> dict[str, float]:
-    result = cli.lightning_main(
-        [
-            "fit",
-            "-c", str(CONFIGS / "experiments/synthetic_semi.yaml"),
-            "--trainer.max_epochs", str(epochs),
-            "--trainer.check_val_every_n_epoch", str(epochs),
-            "--trainer.logger.init_args.save_dir", str(out),
-            "--trainer.logger.init_args.name", name,
-            *overrides,
-        ]
-    )  # fmt: skip
-    table = result.model.last_tables["test"][0]
-    label, values = table.rows[-1]
-    return dict(zip(table.columns, values, strict=True))
 
 
 def main() -> None:
@@ -49,14 +32,15 @@ def main() -> None:
     cli.quiet_known_noise()
     out = Path(options.out or tempfile.mkdtemp(prefix="poselift_semi_"))
     split = ["--data.init_args.train_subjects", options.labeled_subjects]
-    supervised = run(
-        out, "supervised_only", options.epochs, *split,
+    budget = ["--trainer.check_val_every_n_epoch", str(options.epochs), *split]  # validate once, at the end
+    supervised = fit_and_test(
+        "synthetic_semi.yaml", out, "supervised_only", options.epochs, *budget,
         "--model", str(CONFIGS / "model/supervised_quickstart.yaml"),
         "--model.init_args.lr_decay", "0.95",
         "--data.init_args.unlabeled_subjects", "[]",
     )  # fmt: skip
-    semi = run(
-        out, "back_projection", options.epochs, *split,
+    semi = fit_and_test(
+        "synthetic_semi.yaml", out, "back_projection", options.epochs, *budget,
         "--data.init_args.unlabeled_subjects", options.unlabeled_subjects,
         "--model.init_args.warmup_epochs", str(options.warmup),
     )  # fmt: skip

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from runs import averages, fit_and_test
 from torch import Tensor, nn
 
 import cli
 from datamodules.human36m import Human36mDataModule
 from lightning_modules.base import LiftingModule
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 COLUMNS = ("P1", "P2", "P3", "MPJVE")
 
 
@@ -42,12 +42,6 @@ class MeanPose(nn.Module):
         return self.pose.expand(batch, frames, *self.pose.shape)
 
 
-def averages(module: LiftingModule) -> dict[str, float]:
-    label, values = module.last_tables["test"][0].rows[-1]
-    assert label == "average"
-    return dict(zip(module.last_tables["test"][0].columns, values, strict=True))
-
-
 def mean_pose_baseline() -> dict[str, float]:
     data = Human36mDataModule(synthetic_size="default")
     data.setup("test")
@@ -55,20 +49,6 @@ def mean_pose_baseline() -> dict[str, float]:
     module = LiftingModule(MeanPose(mean), flip_test=False)
     pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(module, datamodule=data)
     return averages(module)
-
-
-def train_and_test(out: Path, name: str, epochs: int, *overrides: str) -> dict[str, float]:
-    run = cli.lightning_main(
-        [
-            "fit",
-            "-c", str(CONFIGS / "experiments/quickstart.yaml"),
-            "--trainer.max_epochs", str(epochs),
-            "--trainer.logger.init_args.save_dir", str(out),
-            "--trainer.logger.init_args.name", name,
-            *overrides,
-        ]
-    )  # fmt: skip
-    return averages(run.model)
 
 
 def main() -> None:
@@ -81,10 +61,11 @@ def main() -> None:
     out = Path(options.out or tempfile.mkdtemp(prefix="poselift_study_"))
 
     results = {"mean pose (train mean)": mean_pose_baseline()}
-    results["1 frame (widths 1,1,1)"] = train_and_test(
-        out, "single_frame", options.epochs, "--model.init_args.lifter.init_args.filter_widths", "[1, 1, 1]"
-    )
-    results["27 frames (quickstart)"] = train_and_test(out, "quickstart", options.epochs)
+    results["1 frame (widths 1,1,1)"] = fit_and_test(
+        "quickstart.yaml", out, "single_frame", options.epochs,
+        "--model.init_args.lifter.init_args.filter_widths", "[1, 1, 1]",
+    )  # fmt: skip
+    results["27 frames (quickstart)"] = fit_and_test("quickstart.yaml", out, "quickstart", options.epochs)
 
     print(f"\nTest protocols on the default synthetic set, action-wise means (mm); runs in {out}")
     print(f"{'model':<26}" + "".join(f"{c:>9}" for c in COLUMNS))
