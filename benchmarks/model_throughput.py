@@ -10,10 +10,13 @@ Measures, for the 243-frame VideoPose3D model (widths 3,3,3,3,3, 1024 channels, 
 each for ``TemporalConvLifter`` (channels-last matrix multiplies) and for a plain ``nn.Conv1d`` formulation
 with the same state_dict. GFLOP/s counts 2 x the multiply-adds the convolutions actually execute (the dilated
 model on a 243-frame window computes 14.8x more than the strided twin for the same output) and
-forward + backward = 3 x forward. Times are the best of the repetitions.
+forward + backward = 3 x forward.
 
-    python benchmarks/model_throughput.py            # full run, about 10 minutes on 2 cores
-    python benchmarks/model_throughput.py --quick    # fewer repetitions and a smaller dilated-training batch
+Times are the best of the repetitions. Other load on a shared machine comes and goes, so the implementations take
+turns within every round and the matmul rate is measured again each round; percentages are of its best value.
+
+    python benchmarks/model_throughput.py            # full run, about 6 minutes on 2 cores
+    python benchmarks/model_throughput.py --quick    # 2 repetitions, dilated training on batch 32 (about 1 minute)
 """
 
 from __future__ import annotations

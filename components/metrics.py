@@ -308,3 +308,18 @@ def group_actions(action_names: Sequence[str]) -> tuple[list[str], Tensor]:
     group_names = sorted(set(groups))
     position = {g: i for i, g in enumerate(group_names)}
     return group_names, torch.tensor([position[g] for g in groups], dtype=torch.long)
+
+
+_PCK_NAMES = {"pck", "auc", "Pck3D", "Auc3D", "pck_per_joint", "auc_per_joint", "scene_weighted"}
+
+
+def __getattr__(name: str):
+    """MPI-INF-3DHP PCK/AUC are part of this module's public API but live in ``components.pck``.
+
+    Resolved lazily because ``components.pck`` builds on this module.
+    """
+    if name in _PCK_NAMES:
+        from components import pck as official_3dhp
+
+        return getattr(official_3dhp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
