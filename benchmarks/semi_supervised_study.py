@@ -7,7 +7,7 @@ Both runs use the same lifter (27 frames, 256 channels), epochs, labeled batches
 
 Prints P1 and P3 (mm, action-wise) and whether back-projection's P1 is at least 10% lower.
 
-Usage: python benchmarks/semi_supervised_study.py [--epochs 30] [--warmup 10] [--out runs/semi_study]
+Usage: python benchmarks/semi_supervised_study.py [--epochs 60] [--warmup 10] [--out runs/semi_study]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10, help="labeled-only epochs of back-projection")
     parser.add_argument("--labeled-subjects", default="[S1]")
     parser.add_argument("--unlabeled-subjects", default="[S5, S6, S7, S8]")
