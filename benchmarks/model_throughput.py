@@ -179,6 +179,9 @@ def interleaved_best_times(runs: list[Callable[[], None]], repeats: int, peaks: 
     return best
 
 
+CASES = ("strided", "dilated", "infer")
+
+
 @dataclass
 class Case:
     """One timed workload: ``make_run(model)`` returns the call to time, which processes ``items`` and ``flop``."""
@@ -195,7 +198,7 @@ def cases(lifter: TemporalConvLifter, args: argparse.Namespace) -> list[Case]:
     rf, frames = lifter.receptive_field, args.sequence + lifter.receptive_field - 1
     strided_flop = 6 * args.batch * multiply_adds(lifter, rf, strided=True)
     dilated_flop = 6 * args.dilated_batch * multiply_adds(lifter, rf, strided=False)
-    return [
+    all_cases = [
         Case("train strided twin", args.batch, "windows/s", strided_flop, args.repeats,
              lambda model: training_step(model, lifter, args.batch, strided=True)),
         Case("train dilated", args.dilated_batch, "windows/s", dilated_flop, max(1, args.repeats // 2),
@@ -204,6 +207,7 @@ def cases(lifter: TemporalConvLifter, args: argparse.Namespace) -> list[Case]:
              2 * multiply_adds(lifter, frames, strided=False), args.repeats,
              lambda model: inference(model, lifter, frames)),
     ]  # fmt: skip
+    return [case for case, key in zip(all_cases, CASES, strict=True) if key in args.cases]
 
 
 def measure(
@@ -233,6 +237,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sequence", type=int, default=10_000, help="output frames of the inference sequence")
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions (default 5, quick 2)")
     parser.add_argument("--skip-reference", action="store_true", help="do not time the nn.Conv1d reference")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="which cases to time")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     args.repeats = args.repeats or (2 if args.quick else 5)
