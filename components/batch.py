@@ -27,6 +27,9 @@ class PoseBatch:
         action: ``(B,)`` action-group index into the datamodule's ``action_groups``.
         subject: ``(B,)`` subject index into the datamodule's ``subjects``.
         flipped: ``(B,)`` bool, True for horizontally mirrored windows (training augmentation).
+        valid: ``(B, T_out)`` bool, the output frames an evaluation scores; ``None``: all of them.
+        activity: ``(B, T_out)`` int64 per-frame activity index into the datamodule's ``activities`` (-1: none);
+            ``None`` when the dataset has no per-frame activities.
     """
 
     keypoints_2d: Tensor
@@ -38,6 +41,8 @@ class PoseBatch:
     poses_3d: Tensor | None = None
     trajectory: Tensor | None = None
     intrinsics: Tensor | None = None
+    valid: Tensor | None = None
+    activity: Tensor | None = None
 
     def __len__(self) -> int:
         return self.keypoints_2d.shape[0]

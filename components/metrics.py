@@ -33,7 +33,7 @@ from components.geometry import procrustes_align
 Reduction = Literal["groups", "frames"]
 
 
-def _check_poses(pred: Tensor, target: Tensor, min_ndim: int = 2, layout: str = "(..., joints, 3)") -> None:
+def check_poses(pred: Tensor, target: Tensor, min_ndim: int = 2, layout: str = "(..., joints, 3)") -> None:
     """Raise a ValueError unless ``pred`` and ``target`` share one shape of the given layout."""
     if pred.shape != target.shape or pred.ndim < min_ndim or pred.shape[-1] != 3:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape {layout}")
@@ -49,7 +49,7 @@ def mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     Returns:
         ``(...,)`` joint-mean Euclidean error of each pose, in the unit of the inputs.
     """
-    _check_poses(pred, target)
+    check_poses(pred, target)
     return torch.linalg.vector_norm(pred - target, dim=-1).mean(dim=-1)
 
 
@@ -68,7 +68,7 @@ def p_mpjpe_per_frame(pred: Tensor, target: Tensor, allow_reflection: bool = Fal
     Returns:
         ``(...,)`` joint-mean Euclidean error of each aligned pose, in the unit of the inputs.
     """
-    _check_poses(pred, target)
+    check_poses(pred, target)
     return mpjpe_per_frame(procrustes_align(pred, target, allow_reflection=allow_reflection), target)
 
 
@@ -85,7 +85,7 @@ def n_mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     Returns:
         ``(...,)`` joint-mean Euclidean error of each scaled pose, in the unit of the inputs.
     """
-    _check_poses(pred, target)
+    check_poses(pred, target)
     dot = (target * pred).sum(dim=(-2, -1), keepdim=True)
     # An all-zero prediction has dot == 0; the clamp makes its scale 0 instead of 0/0 = NaN.
     norm = pred.square().sum(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(pred.dtype).tiny)
@@ -104,7 +104,7 @@ def mpjve_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     Returns:
         ``(..., frames - 1)`` joint-mean velocity error of each step, in the input unit per frame.
     """
-    _check_poses(pred, target, min_ndim=3, layout="(..., frames >= 2, joints, 3)")
+    check_poses(pred, target, min_ndim=3, layout="(..., frames >= 2, joints, 3)")
     if pred.shape[-3] < 2:
         raise ValueError(f"pred and target {tuple(pred.shape)} need at least 2 frames on axis -3 for a velocity")
     velocity_error = torch.diff(pred, dim=-3) - torch.diff(target, dim=-3)
@@ -129,6 +129,31 @@ def n_mpjpe(pred: Tensor, target: Tensor) -> Tensor:
 def mpjve(pred: Tensor, target: Tensor) -> Tensor:
     """MPJVE: mean of :func:`mpjve_per_frame` over all steps of sequences ``(..., frames, joints, 3)``."""
     return mpjve_per_frame(pred, target).mean()
+
+
+def group_index(group: Tensor | int | None, shape: torch.Size, num_groups: int, device: torch.device) -> Tensor:
+    """The int64 group of every entry of a ``shape`` tensor, broadcast from a prefix-shaped ``group``.
+
+    Args:
+        group: integer tensor whose shape is a prefix of ``shape`` (e.g. ``(batch,)`` for per-frame errors
+            ``(batch, frames)``), an int, or None (group 0 everywhere).
+        num_groups: groups must lie in ``[0, num_groups)``.
+    """
+    if group is None:
+        return torch.zeros(shape, dtype=torch.long, device=device)
+    group = torch.as_tensor(group, device=device)
+    if group.is_floating_point() or group.is_complex() or group.dtype == torch.bool:
+        raise ValueError(f"group must be an integer tensor, got dtype {group.dtype}")
+    if tuple(group.shape) != tuple(shape[: group.ndim]):
+        raise ValueError(
+            f"group {tuple(group.shape)} must be a prefix of the per-frame shape {tuple(shape)}, "
+            "e.g. (batch,) for (batch, frames, joints, 3) poses"
+        )
+    # One host sync per update; index_add would otherwise fail with an opaque device assert.
+    if bool(((group < 0) | (group >= num_groups)).any()):
+        raise ValueError(f"group values must lie in [0, {num_groups}), got {group.unique().tolist()}")
+    trailing = (1,) * (len(shape) - group.ndim)
+    return group.long().reshape(*group.shape, *trailing).expand(shape)
 
 
 class GroupedPoseError(Metric, ABC):
@@ -182,29 +207,11 @@ class GroupedPoseError(Metric, ABC):
                 (one group per sequence) or ``(batch, frames)``; an int or None (group 0) for all frames.
         """
         errors = self.per_frame(pred.detach(), target.detach()).double()
-        index = self._group_index(group, errors).reshape(-1)
+        index = group_index(group, errors.shape, self.num_groups, errors.device).reshape(-1)
         # Out-of-place index_add + rebinding, not index_add_: under ddp_spawn the states arrive in shared
         # memory and in-place updates would add across ranks (reference/lightning_stack.md 4(b)).
         self.error_sum = self.error_sum.index_add(0, index, errors.reshape(-1))
         self.count = self.count.index_add(0, index, torch.ones_like(errors).reshape(-1))
-
-    def _group_index(self, group: Tensor | int | None, errors: Tensor) -> Tensor:
-        """``(errors.shape)`` int64 group of every error, broadcast from a prefix-shaped ``group``."""
-        if group is None:
-            return torch.zeros(errors.shape, dtype=torch.long, device=errors.device)
-        group = torch.as_tensor(group, device=errors.device)
-        if group.is_floating_point() or group.is_complex() or group.dtype == torch.bool:
-            raise ValueError(f"group must be an integer tensor, got dtype {group.dtype}")
-        if tuple(group.shape) != tuple(errors.shape[: group.ndim]):
-            raise ValueError(
-                f"group {tuple(group.shape)} must be a prefix of the per-frame error shape "
-                f"{tuple(errors.shape)}, e.g. (batch,) for (batch, frames, joints, 3) poses"
-            )
-        # One host sync per update; index_add would otherwise fail with an opaque device assert.
-        if bool(((group < 0) | (group >= self.num_groups)).any()):
-            raise ValueError(f"group values must lie in [0, {self.num_groups}), got {group.unique().tolist()}")
-        trailing = (1,) * (errors.ndim - group.ndim)
-        return group.long().reshape(*group.shape, *trailing).expand(errors.shape)
 
     def _group_means(self) -> Tensor:
         """``(num_groups,)`` frame-averaged error per group from the current states; NaN where empty."""

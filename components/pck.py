@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from components.metrics import check_poses, group_index
 from components.skeleton import MPI_INF_3DHP_17, Skeleton
 
 Reduction = Literal["frames", "groups"]
@@ -66,13 +67,6 @@ SEQUENCE_FRAME_WEIGHTS: dict[str, int] = {"TS1": 603, "TS2": 540, "TS3": 505, "T
 """Frame weights of the official README for combining sequence scores into scene scores."""
 
 
-def _check_poses(pred: Tensor, target: Tensor) -> None:
-    if pred.shape != target.shape or pred.ndim < 2 or pred.shape[-1] != 3:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape (..., joints, 3)"
-        )
-
-
 def _thresholds(thresholds: float | Sequence[float] | Tensor, device: torch.device) -> Tensor:
     """``(T,)`` float64 thresholds; a scalar becomes ``(1,)``."""
     values = torch.as_tensor(thresholds, dtype=torch.float64, device=device).reshape(-1)
@@ -93,7 +87,7 @@ def correct_joints(pred: Tensor, target: Tensor, thresholds: float | Sequence[fl
         ``(..., joints, T)`` bool. The distances are compared in float64, so a threshold is not moved by
         the input precision. A NaN error is never correct.
     """
-    _check_poses(pred, target)
+    check_poses(pred, target)
     errors = torch.linalg.vector_norm(pred.double() - target.double(), dim=-1)
     return errors.unsqueeze(-1) < _thresholds(thresholds, errors.device)
 
@@ -241,36 +235,18 @@ class GroupedCorrectJoints(Metric):
             group: integer tensor whose shape is a prefix of ``(...)``, e.g. ``(batch,)`` or
                 ``(batch, frames)``; an int or None (group 0) for all frames.
         """
-        _check_poses(pred, target)
+        check_poses(pred, target)
         _check_layout(pred, self.skeleton)
         index = list(self.joint_indices)
         hits = correct_joints(pred.detach()[..., index, :], target.detach()[..., index, :], self.thresholds)
         per_pose = hits.double().sum(dim=-2)  # (..., T): correct joints of each pose
-        rows = self._group_index(group, per_pose.shape[:-1]).reshape(-1)
+        rows = group_index(group, per_pose.shape[:-1], self.num_groups, self.count.device).reshape(-1)
         per_pose = per_pose.reshape(-1, len(self.thresholds))
         # Out-of-place index_add + rebinding, as in components.metrics: in-place updates of states that
         # arrive in shared memory (ddp_spawn) would add across ranks.
         self.correct = self.correct.index_add(0, rows, per_pose)
         seen = torch.full((rows.numel(),), float(len(index)), dtype=torch.float64, device=rows.device)
         self.count = self.count.index_add(0, rows, seen)
-
-    def _group_index(self, group: Tensor | int | None, shape: torch.Size) -> Tensor:
-        """``shape`` int64 group of every pose, broadcast from a prefix-shaped ``group``."""
-        device = self.count.device
-        if group is None:
-            return torch.zeros(shape, dtype=torch.long, device=device)
-        group = torch.as_tensor(group, device=device)
-        if group.is_floating_point() or group.is_complex() or group.dtype == torch.bool:
-            raise ValueError(f"group must be an integer tensor, got dtype {group.dtype}")
-        if tuple(group.shape) != tuple(shape[: group.ndim]):
-            raise ValueError(
-                f"group {tuple(group.shape)} must be a prefix of the pose batch shape {tuple(shape)}, "
-                "e.g. (batch,) for (batch, frames, joints, 3) poses"
-            )
-        if bool(((group < 0) | (group >= self.num_groups)).any()):
-            raise ValueError(f"group values must lie in [0, {self.num_groups}), got {group.unique().tolist()}")
-        trailing = (1,) * (len(shape) - group.ndim)
-        return group.long().reshape(*group.shape, *trailing).expand(shape)
 
     def _group_scores(self) -> Tensor:
         """``(num_groups,)`` percentage per group from the current states; NaN where empty."""

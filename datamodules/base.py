@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
+from components.evaluation import ActionwiseProtocol, EvaluationProtocol
 from components.metrics import action_group
 from components.skeleton import Skeleton
 from datamodules.sequence import PoseSequence
@@ -88,6 +89,15 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     @property
     def subjects(self) -> tuple[str, ...]:
         return tuple(sorted({s.subject for seqs in self.sequences.values() for s in seqs}))
+
+    def evaluation_protocol(self, trajectory: bool = False, by_subject: bool = False) -> EvaluationProtocol:
+        """How this dataset is scored: the Human3.6M action-wise protocols unless a subclass says otherwise.
+
+        Args:
+            trajectory: the model predicts the root trajectory too (score it).
+            by_subject: also tabulate each subject.
+        """
+        return ActionwiseProtocol(self.action_groups, self.subjects, by_subject, trajectory)
 
     def set_timing(self, receptive_field: int, causal: bool) -> None:
         """Adopt the lifter's receptive field (before ``setup``; the stores are padded for it)."""

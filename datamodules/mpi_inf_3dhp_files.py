@@ -20,6 +20,88 @@ import numpy as np
 from components.camera import CameraParameters
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28
 
+# --------------------------------------------------------------------------- dataset facts (datasets.md B1-B5)
+
+TRAIN_RECORDINGS: dict[tuple[str, str], tuple[int, float]] = {
+    ("S1", "Seq1"): (6416, 25.0),
+    ("S1", "Seq2"): (12430, 50.0),
+    ("S2", "Seq1"): (6502, 25.0),
+    ("S2", "Seq2"): (6081, 25.0),
+    ("S3", "Seq1"): (12488, 50.0),
+    ("S3", "Seq2"): (12283, 50.0),
+    ("S4", "Seq1"): (6171, 25.0),
+    ("S4", "Seq2"): (6675, 25.0),
+    ("S5", "Seq1"): (12820, 50.0),
+    ("S5", "Seq2"): (12312, 50.0),
+    ("S6", "Seq1"): (6188, 25.0),
+    ("S6", "Seq2"): (6145, 25.0),
+    ("S7", "Seq1"): (6239, 25.0),
+    ("S7", "Seq2"): (6320, 25.0),
+    ("S8", "Seq1"): (6468, 25.0),
+    ("S8", "Seq2"): (6054, 25.0),
+}
+"""Frame count and frame rate of each training recording ``(subject, sequence)``."""
+
+NUM_TRAIN_CAMERAS = 14
+TRAIN_CAMERAS: tuple[int, ...] = (0, 1, 2, 4, 5, 6, 7, 8)
+"""The eight non-ceiling training cameras used by the common lifting protocols (11-13 look down from the ceiling)."""
+
+TEST_SEQUENCES: dict[str, int] = {"TS1": 6151, "TS2": 6080, "TS3": 5838, "TS4": 6007, "TS5": 320, "TS6": 492}
+"""Frame count of each test sequence."""
+
+TEST_FPS: dict[str, float] = {"TS1": 25.0, "TS2": 25.0, "TS3": 25.0, "TS4": 25.0, "TS5": 50.0, "TS6": 50.0}
+"""Frame rate assumed per test sequence (not in the annotation files; only used when resampling frame rates)."""
+
+ACTIVITIES: tuple[str, ...] = (
+    "Standing/Walking",
+    "Exercising",
+    "Sitting",
+    "Reaching/Crouching",
+    "On The Floor",
+    "Sports",
+    "Miscellaneous",
+)
+"""Names of the test-set activities 1..7 (``activity_annotation``), in order."""
+
+
+def _test_camera(
+    name: str, sensor: tuple[float, float], image: tuple[int, int], focal_mm: float, **kw
+) -> CameraParameters:
+    """Pixel intrinsics from a ``tc camera calibration`` entry: millimetres on the sensor scaled to the image."""
+    (sensor_w, sensor_h), (width, height) = sensor, image
+    aspect, offset = kw.get("pixel_aspect", 1.0), kw.get("center_offset", (0.0, 0.0))
+    return CameraParameters(
+        id=name,
+        width=width,
+        height=height,
+        focal_length=(focal_mm / sensor_w * width, focal_mm * aspect / sensor_h * height),
+        center=((sensor_w / 2 + offset[0]) / sensor_w * width, (sensor_h / 2 + offset[1]) / sensor_h * height),
+        radial_distortion=kw.get("radial", (0.0, 0.0, 0.0)),
+        tangential_distortion=kw.get("tangential", (0.0, 0.0)),
+    )
+
+
+_STUDIO = _test_camera(
+    "studio", (10.0, 10.0), (2048, 2048), 7.32506, pixel_aspect=1.00044, center_offset=(-0.0323, 0.0929)
+)
+# OpenCV's (k1, k2, p1, p2, k3); the tangential terms of the Human3.6M model used here differ slightly from
+# OpenCV's, which matters only for reprojection losses on the outdoor sequences.
+_OUTDOOR = _test_camera(
+    "outdoor",
+    (10.0, 5.625),
+    (1920, 1080),
+    8.770747,
+    pixel_aspect=0.993236,
+    center_offset=(-0.1049, 0.1049),
+    radial=(-0.27686, 0.13113, -0.04932),
+    tangential=(-0.00036, -0.00115),
+)
+TEST_CAMERAS: dict[str, CameraParameters] = {
+    name: (_STUDIO if name in ("TS1", "TS2", "TS3", "TS4") else _OUTDOOR) for name in TEST_SEQUENCES
+}
+"""Camera of each test sequence from the official ``ts1-4cameras.calib`` / ``ts5-6cameras.calib`` (camera frame =
+world frame: the test annotations are already in camera coordinates)."""
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ANNOT_MAT_FIELDS = ("annot2", "annot3", "univ_annot3")
 TEST_ANNOT_FIELDS = ("annot2", "annot3", "univ_annot3", "valid_frame", "activity_annotation")

@@ -21,6 +21,9 @@ class PoseSequence:
         trajectory: ``(T, 1, 3)`` float32 root position in camera space, metres; ``None`` when unlabeled.
         intrinsics: ``(9,)`` float32 normalised intrinsics, or ``None`` when the camera is unknown.
         fps: frame rate after any downsampling.
+        valid: ``(T,)`` bool, the frames an evaluation scores (e.g. 3DHP ``valid_frame``); ``None``: all.
+        activity: ``(T,)`` int64 per-frame activity, an index into the datamodule's ``activities`` (-1: none);
+            ``None`` when the dataset has no per-frame activity labels.
     """
 
     subject: str
@@ -31,6 +34,8 @@ class PoseSequence:
     trajectory: np.ndarray | None = None
     intrinsics: np.ndarray | None = None
     fps: float = 50.0
+    valid: np.ndarray | None = None
+    activity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         frames = len(self.keypoints_2d)
@@ -41,6 +46,10 @@ class PoseSequence:
             value = getattr(self, name)
             if value is not None and (value.ndim != 3 or len(value) != frames or value.shape[-1] != 3):
                 raise ValueError(f"{where}: {name} must be ({frames}, joints, 3), got {value.shape}")
+        for name in ("valid", "activity"):
+            value = getattr(self, name)
+            if value is not None and value.shape != (frames,):
+                raise ValueError(f"{where}: {name} must be ({frames},), got {value.shape}")
         if (self.poses_3d is None) != (self.trajectory is None):
             raise ValueError(f"{where}: poses_3d and trajectory must both be given or both be None")
 

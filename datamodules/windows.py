@@ -126,6 +126,7 @@ class SequenceStore:
         self._build_keypoints(sequences, input_skeleton)
         self._build_targets(sequences, output_skeleton)
         self._build_intrinsics(sequences)
+        self._build_frame_labels(sequences)
         self.action_ids = torch.as_tensor(action_ids, dtype=torch.int64)
         self._pool = _BufferPool()
         self.subject_ids = torch.as_tensor(subject_ids, dtype=torch.int64)
@@ -168,6 +169,16 @@ class SequenceStore:
         intrinsics = np.stack([s.intrinsics for s in sequences]).astype(np.float32)
         self.intrinsics = _stack([intrinsics, flip_intrinsics(intrinsics)] if self.flip else [intrinsics])
 
+    def _build_frame_labels(self, sequences: Sequence[PoseSequence]) -> None:
+        """Per-frame validity and activity, stored once (a mirrored window has the same labels)."""
+        self.valid = self.activity = None
+        if any(s.valid is not None for s in sequences):
+            valid = [np.ones(len(s), bool) if s.valid is None else s.valid for s in sequences]
+            self.valid = torch.from_numpy(np.concatenate(valid).astype(bool))
+        if any(s.activity is not None for s in sequences):
+            activity = [np.full(len(s), -1) if s.activity is None else s.activity for s in sequences]
+            self.activity = torch.from_numpy(np.concatenate(activity).astype(np.int64))
+
     def gather(self, sequence: Tensor, start: Tensor, flipped: Tensor, length: int) -> PoseBatch:
         """Windows of ``length`` output frames: one index computation and one gather per tensor.
 
@@ -182,8 +193,9 @@ class SequenceStore:
         keypoints = self._pool.empty((len(sequence), len(steps), *self.keypoints.shape[1:]), self.keypoints.dtype)
         _gather_rows(self.keypoints, first_input[:, None] + steps, out=keypoints)
         poses = trajectory = intrinsics = None
+        frames = (self.offsets[sequence] + start)[:, None] + torch.arange(length)
         if self.labeled:
-            target_index = (self.offsets[sequence] + start + copy * self.size)[:, None] + torch.arange(length)
+            target_index = frames + (copy * self.size)[:, None]
             poses, trajectory = _gather_rows(self.poses_3d, target_index), _gather_rows(self.trajectory, target_index)
         if self.intrinsics is not None:
             intrinsics = self.intrinsics[sequence + copy * self.num_sequences]
@@ -197,6 +209,8 @@ class SequenceStore:
             action=self.action_ids[sequence],
             subject=self.subject_ids[sequence],
             flipped=flipped,
+            valid=None if self.valid is None else self.valid[frames],
+            activity=None if self.activity is None else self.activity[frames],
         )
 
 

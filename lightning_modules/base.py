@@ -10,7 +10,6 @@ root-relative camera-space poses in metres, exposes ``receptive_field`` and ``ca
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
@@ -18,14 +17,13 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 
 from components.batch import PoseBatch
+from components.evaluation import ActionwiseProtocol
 from components.geometry import flip_horizontal
-from components.metrics import MPJPE, MPJVE, NMPJPE, PMPJPE
-from components.report import ResultTable, group_table
+from components.report import ResultTable
 from components.skeleton import layout
 from lightning_modules.figures import pose_figure
 from lightning_modules.hparams import complete_specs
 
-PROTOCOLS = {"P1": MPJPE, "P2": PMPJPE, "P3": NMPJPE, "MPJVE": MPJVE}
 EVAL_STAGES = ("val", "test")
 
 # Regimes call plain save_hyperparameters(): under the CLI the networks are stored as class_path specs (which
@@ -61,8 +59,6 @@ class LiftingModule(pl.LightningModule):
         self.input_skeleton, self.output_skeleton = layout(input_layout), layout(output_layout)
         self.flip = {"val": flip_val, "test": flip_test, "predict": flip_test}
         self.by_subject = by_subject
-        self.action_groups: tuple[str, ...] = ()
-        self.subjects: tuple[str, ...] = ()
         self.metrics = nn.ModuleDict()
         self.last_tables: dict[str, list[ResultTable]] = {}
 
@@ -95,20 +91,15 @@ class LiftingModule(pl.LightningModule):
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        """One evaluation protocol per stage, chosen by the datamodule (Human3.6M action-wise by default)."""
         data = self.trainer.datamodule if self._trainer is not None else None
-        if data is not None:
-            self.action_groups, self.subjects = tuple(data.action_groups), tuple(data.subjects)
-        actions = max(1, len(self.action_groups))
+        trajectory = self.trajectory_model is not None
         for stage_name in EVAL_STAGES:
-            self.metrics[stage_name] = self._metric_set(actions)
-            if self.by_subject:  # groups are (subject, action) pairs
-                self.metrics[f"{stage_name}_by_subject"] = self._metric_set(actions * max(1, len(self.subjects)))
-
-    def _metric_set(self, groups: int) -> nn.ModuleDict:
-        metrics = {name: cls(num_groups=groups) for name, cls in PROTOCOLS.items()}
-        if self.trajectory_model is not None:
-            metrics["traj"] = MPJPE(num_groups=groups)
-        return nn.ModuleDict(metrics)
+            if hasattr(data, "evaluation_protocol"):
+                protocol = data.evaluation_protocol(trajectory=trajectory, by_subject=self.by_subject)
+            else:
+                protocol = ActionwiseProtocol(trajectory=trajectory)
+            self.metrics[stage_name] = protocol
 
     def _evaluate(self, batch: PoseBatch, stage: str) -> Tensor:
         if not batch.labeled:
@@ -118,20 +109,8 @@ class LiftingModule(pl.LightningModule):
         trajectory = None
         if self.trajectory_model is not None and batch.trajectory is not None:
             trajectory = self.lift(batch.keypoints_2d, self.trajectory_model, flip)
-        self._update(self.metrics[stage], batch, pred, trajectory, batch.action)
-        if self.by_subject:
-            group = batch.subject * max(1, len(self.action_groups)) + batch.action
-            self._update(self.metrics[f"{stage}_by_subject"], batch, pred, trajectory, group)
+        self.metrics[stage].update(batch, pred, trajectory)
         return pred
-
-    @staticmethod
-    def _update(metrics: nn.ModuleDict, batch: PoseBatch, pred: Tensor, trajectory: Tensor | None, group: Tensor):
-        for name in ("P1", "P2", "P3"):
-            metrics[name].update(pred, batch.poses_3d, group)
-        if pred.shape[1] > 1:  # a velocity needs two frames
-            metrics["MPJVE"].update(pred, batch.poses_3d, group)
-        if trajectory is not None:
-            metrics["traj"].update(trajectory, batch.trajectory, group)
 
     def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
         pred = self._evaluate(batch, "val")
@@ -150,8 +129,8 @@ class LiftingModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         values = self._log_stage("val")
-        if "P1" in values:
-            self.log("hp/val_p1_mm", values["P1"], sync_dist=True)
+        if "p1_mm" in values:
+            self.log("hp/val_p1_mm", values["p1_mm"], sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
@@ -159,44 +138,20 @@ class LiftingModule(pl.LightningModule):
         self.last_tables["test"] = tables
         if self.trainer.is_global_zero:
             self._report(tables)
-        self._reset("test")
-
-    def _reset(self, stage: str) -> None:
-        for key in (stage, f"{stage}_by_subject"):
-            for metric in self.metrics[key].values() if key in self.metrics else ():
-                metric.reset()
+        self.metrics["test"].reset()
 
     def _log_stage(self, stage: str) -> dict[str, float]:
-        """Log each protocol's action-wise mean in millimetres (every rank computes: it syncs); returns them."""
-        values = {}
-        for name, metric in self.metrics[stage].items():
-            value = float(metric.compute()) * 1000
-            if math.isfinite(value):  # NaN: no frames, e.g. MPJVE of single-frame chunks
-                values[name] = value
-                self.log(f"{stage}/{name.lower()}_mm", value, sync_dist=True)
+        """Log the protocol's headline numbers (every rank computes: it syncs); returns them."""
+        values = self.metrics[stage].summary()
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", value, sync_dist=True)
         if stage == "val":
-            self._reset("val")
+            self.metrics["val"].reset()
         return values
 
     def result_tables(self, stage: str) -> list[ResultTable]:
-        """The protocol table per action group, then one per subject when ``by_subject``; millimetres."""
-        actions = list(self.action_groups) or ["all"]
-        tables = [self._table(self.metrics[stage], 0, actions, f"{stage}_protocols", f"{stage}: all subjects (mm)")]
-        for i, subject in enumerate(self.subjects if self.by_subject else ()):
-            offset = i * len(actions)
-            by_subject = self.metrics[f"{stage}_by_subject"]
-            table = self._table(by_subject, offset, actions, f"{stage}_protocols_{subject}", f"{stage}: {subject} (mm)")
-            if len(table.rows) > 1:  # subjects of other splits have no rows here
-                tables.append(table)
-        return tables
-
-    @staticmethod
-    def _table(metrics: nn.ModuleDict, offset: int, actions: list[str], name: str, title: str) -> ResultTable:
-        columns = {
-            name: (metric.group_means()[offset : offset + len(actions)] * 1000).tolist()
-            for name, metric in metrics.items()
-        }
-        return group_table(name, title, "action", actions, columns, "average")
+        """The stage's protocol tables (see ``components.evaluation``)."""
+        return self.metrics[stage].tables(stage)
 
     def _report(self, tables: list[ResultTable]) -> None:
         folder = self._report_folder()

@@ -50,7 +50,7 @@ def test_training_lowers_every_protocol(fitted):
 def test_every_test_frame_is_evaluated_once(fitted):
     model, data, *_ = fitted
     frames = sum(len(s) for s in data.sequences["test"])
-    metrics = model.metrics["test"]
+    metrics = model.metrics["test"].overall
     # The table was reset after reporting; re-run the shared evaluation over the test loader.
     for index, batch in enumerate(data.test_dataloader()):
         model.test_step(batch, index)
