@@ -8,7 +8,7 @@ Training and evaluation (LightningCLI; compose several ``-c`` files, later ones 
 
 Tools::
 
-    poselift synthesize --out DIR --size default
+    poselift synthesize --out DIR --size default [--dataset h36m|3dhp]
     poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
 
 ``fit`` ends by testing its best checkpoint in the same process, so one command prints the protocol table.
@@ -84,14 +84,19 @@ class Tool:
 
 
 def synthesize(argv: Sequence[str]) -> int:
-    from datamodules.synthetic import SIZES, synthesize_h36m
+    from datamodules.synthetic import SIZES, SIZES_3DHP, synthesize_3dhp, synthesize_h36m
 
+    writers = {"h36m": (synthesize_h36m, SIZES), "3dhp": (synthesize_3dhp, SIZES_3DHP)}
     parser = argparse.ArgumentParser(prog="poselift synthesize", description=TOOLS["synthesize"].help)
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--size", default="default", choices=list(SIZES), help="dataset size")
+    parser.add_argument("--dataset", default="h36m", choices=list(writers), help="which dataset's formats")
+    parser.add_argument("--size", default="default", choices=sorted({*SIZES, *SIZES_3DHP}), help="dataset size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
     options = parser.parse_args(argv)
-    print(synthesize_h36m(options.out, options.size, options.seed).format())
+    write, sizes = writers[options.dataset]
+    if options.size not in sizes:
+        parser.error(f"--size {options.size} is not a {options.dataset} size; valid: {', '.join(sizes)}")
+    print(write(options.out, options.size, options.seed).format())
     return 0
 
 
@@ -128,7 +133,7 @@ def import_videopose3d(argv: Sequence[str]) -> int:
 
 
 TOOLS = {
-    "synthesize": Tool("write the synthetic Human3.6M dataset in the VideoPose3D npz formats", synthesize),
+    "synthesize": Tool("write a synthetic dataset in the real formats (Human3.6M npz, MPI-INF-3DHP mat)", synthesize),
     "import-videopose3d": Tool("convert a VideoPose3D checkpoint into a poselift checkpoint", import_videopose3d),
 }
 

@@ -7,7 +7,7 @@ Both runs use the same lifter (27 frames, 256 channels), epochs, labeled batches
 
 Prints P1 and P3 (mm, action-wise) and whether back-projection's P1 is at least 10% lower.
 
-Usage: python benchmarks/semi_supervised_study.py [--epochs 60] [--warmup 10] [--out runs/semi_study]
+Usage: python benchmarks/semi_supervised_study.py [--epochs 60] [--warmup 10] [--lr-decay 0.95] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10, help="labeled-only epochs of back-projection")
+    parser.add_argument("--lr-decay", type=float, default=0.95, help="per-epoch learning-rate decay of both runs")
     parser.add_argument("--labeled-subjects", default="[S1]")
     parser.add_argument("--unlabeled-subjects", default="[S5, S6, S7, S8]")
     parser.add_argument("--out", default=None, help="run folder (default: a temporary one)")
@@ -36,13 +37,14 @@ def main() -> None:
     supervised = fit_and_test(
         "synthetic_semi.yaml", out, "supervised_only", options.epochs, *budget,
         "--model", str(CONFIGS / "model/supervised_quickstart.yaml"),
-        "--model.init_args.lr_decay", "0.95",
+        "--model.init_args.lr_decay", str(options.lr_decay),  # after --model, which would reset it
         "--data.init_args.unlabeled_subjects", "[]",
     )  # fmt: skip
     semi = fit_and_test(
         "synthetic_semi.yaml", out, "back_projection", options.epochs, *budget,
         "--data.init_args.unlabeled_subjects", options.unlabeled_subjects,
         "--model.init_args.warmup_epochs", str(options.warmup),
+        "--model.init_args.lr_decay", str(options.lr_decay),
     )  # fmt: skip
     print(f"\nSynthetic default, labeled 10% of {options.labeled_subjects}, unlabeled {options.unlabeled_subjects},")
     print(f"{options.epochs} epochs (warm-up {options.warmup}); test action-wise means (mm); runs in {out}")

@@ -102,6 +102,10 @@ TEST_CAMERAS: dict[str, CameraParameters] = {
 """Camera of each test sequence from the official ``ts1-4cameras.calib`` / ``ts5-6cameras.calib`` (camera frame =
 world frame: the test annotations are already in camera coordinates)."""
 
+ANNOT_MAT, CALIBRATION = "annot.mat", "camera.calibration"
+TEST_SET_FOLDER, TEST_ANNOTATIONS = "mpi_inf_3dhp_test_set", "annot_data.mat"
+"""File and folder names of the released dataset (``S1/Seq1/annot.mat``, ``.../TS1/annot_data.mat``)."""
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ANNOT_MAT_FIELDS = ("annot2", "annot3", "univ_annot3")
 TEST_ANNOT_FIELDS = ("annot2", "annot3", "univ_annot3", "valid_frame", "activity_annotation")

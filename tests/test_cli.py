@@ -117,6 +117,10 @@ def test_synthesize_tool_writes_and_summarises(tmp_path, capsys):
         "data_3d_h36m.npz", "data_2d_h36m_gt.npz", "data_2d_h36m_noisy.npz",
     }  # fmt: skip
     assert "S11" in capsys.readouterr().out
+    assert cli.main(["synthesize", "--dataset", "3dhp", "--out", str(tmp_path / "3dhp"), "--size", "tiny"]) == 0
+    assert (tmp_path / "3dhp/S8/Seq2/annot.mat").is_file()
+    assert (tmp_path / "3dhp/mpi_inf_3dhp_test_set/TS6/annot_data.mat").is_file()
+    assert "TS6" in capsys.readouterr().out
 
 
 def instantiate(*args: str) -> cli.PoseliftCLI:
@@ -140,3 +144,44 @@ def test_every_building_block_config_instantiates(path):
     widths = parsed.model.lifter.filter_widths
     assert parsed.datamodule.timing.receptive_field == int(np.prod(widths))
     assert parsed.datamodule.timing.causal == parsed.model.lifter.causal
+
+
+def read_rows(path: Path) -> dict[str, dict[str, str]]:
+    """A result table's rows by their first column."""
+    rows = list(csv.DictReader(path.open()))
+    label = next(iter(rows[0]))
+    return {row[label]: row for row in rows}
+
+
+SEQUENCE_ROWS = ["TS1", "TS2", "TS3", "TS4", "TS5", "TS6", "GS", "noGS", "Outdoor", "all"]
+
+
+@pytest.fixture(scope="module")
+def run_3dhp(tmp_path_factory):
+    """A CLI fit + test of the lifter on the tiny synthetic MPI-INF-3DHP set."""
+    root = tmp_path_factory.mktemp("runs_3dhp")
+    cli.main(["fit", "-c", str(CONFIGS / "experiments/synthetic_3dhp.yaml"), *SMALL,
+              "--trainer.logger.init_args.save_dir", str(root)])  # fmt: skip
+    (folder,) = root.glob("quickstart/version_*")
+    return folder
+
+
+def test_3dhp_fit_ends_with_pck_auc_mpjpe_tables(run_3dhp):
+    (best,) = run_3dhp.glob("checkpoints/best-*.ckpt")
+    sequences = read_rows(best.parent / "test_3dhp_sequences.csv")
+    assert list(sequences) == SEQUENCE_ROWS
+    assert all(0 <= float(row["PCK"]) <= 100 and float(row["AUC"]) <= float(row["PCK"]) for row in sequences.values())
+    activities = read_rows(best.parent / "test_3dhp_activities.csv")
+    assert list(activities)[-1] == "all" and len(activities) >= 3
+    assert float(activities["all"]["MPJPE"]) == pytest.approx(float(sequences["all"]["MPJPE"]), rel=1e-9)
+
+
+def test_human36m_model_tested_on_3dhp(run, tmp_path, capsys):
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    copy = tmp_path / "h36m.ckpt"
+    copy.write_bytes(best.read_bytes())
+    cli.main(["test", "-c", str(CONFIGS / "experiments/synthetic_3dhp.yaml"), *SMALL, "--ckpt_path", str(copy),
+              "--trainer.logger.init_args.save_dir", str(tmp_path)])  # fmt: skip
+    assert list(read_rows(tmp_path / "test_3dhp_sequences.csv")) == SEQUENCE_ROWS
+    out = capsys.readouterr().out
+    assert "per sequence" in out and "per activity" in out and "Outdoor" in out

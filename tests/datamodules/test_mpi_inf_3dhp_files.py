@@ -8,9 +8,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from scipy.io import savemat
+from scipy.io import loadmat, savemat
+from scipy.spatial.transform import Rotation
 
-from components.camera import world_to_camera
+from components.camera import CameraParameters, world_to_camera
 from components.geometry import random_rotation_matrices
 from datamodules.mpi_inf_3dhp_files import (
     load_annot_mat,
@@ -18,9 +19,16 @@ from datamodules.mpi_inf_3dhp_files import (
     load_preprocessed_npz,
     load_test_annotations,
 )
+from datamodules.mpi_inf_3dhp_writers import (
+    MATLAB_73_HEADER,
+    calibration_text,
+    save_annot_mat,
+    save_calibration,
+    save_preprocessed_npz,
+    save_test_annotations,
+)
 
 CAMERAS, FRAMES, EXTRA = 3, 7, 4  # annot.mat cells hold FRAMES + EXTRA rows; readers cut to FRAMES
-MATLAB_73_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -39,6 +47,7 @@ def _annot_cells(rows: int, columns: int, seed: int) -> np.ndarray:
 
 
 def _write_annot_mat(path: Path, **overrides) -> dict:
+    """A raw ``annot.mat`` with fields replaced or (``None``) left out: malformed files the writer refuses."""
     fields = {
         "annot2": _annot_cells(FRAMES + EXTRA, 56, seed=10),
         "annot3": _annot_cells(FRAMES + EXTRA, 84, seed=20),
@@ -51,16 +60,26 @@ def _write_annot_mat(path: Path, **overrides) -> dict:
     return fields
 
 
+def _annot_views(dims: int, seed: int) -> np.ndarray:
+    """``(CAMERAS, FRAMES, 28, dims)`` annotations, as the writer takes them."""
+    return _rng(seed).normal(size=(CAMERAS, FRAMES, 28, dims)) * 500
+
+
 def test_annot_mat_round_trip_cuts_to_frame_count(tmp_path: Path) -> None:
     path = tmp_path / "annot.mat"
-    written = _write_annot_mat(path)
+    annot2, annot3, univ_annot3 = _annot_views(2, seed=10), _annot_views(3, seed=20), _annot_views(3, seed=30)
+    save_annot_mat(path, annot2, annot3, univ_annot3, extra_rows=EXTRA)
+    cells = loadmat(path)
+    assert cells["annot2"].shape == (CAMERAS, 1) and cells["annot2"][0, 0].shape == (FRAMES + EXTRA, 56)
     annot = load_annot_mat(path)
     assert annot.annot2.shape == (CAMERAS, FRAMES, 28, 2)
     assert annot.annot3.shape == annot.univ_annot3.shape == (CAMERAS, FRAMES, 28, 3)
     assert annot.frames.tolist() == list(range(FRAMES)) and annot.cameras.tolist() == list(range(CAMERAS))
     # Row layout x1 y1 x2 y2 ...: joint j of frame f is columns [dims * j, dims * (j + 1)).
-    np.testing.assert_array_equal(annot.annot2[1, 3, 5], written["annot2"][1, 0][3, 10:12])
-    np.testing.assert_array_equal(annot.univ_annot3[2, 6, 27], written["univ_annot3"][2, 0][6, 81:84])
+    np.testing.assert_array_equal(annot.annot2[1, 3, 5], cells["annot2"][1, 0][3, 10:12])
+    np.testing.assert_array_equal(annot.univ_annot3[2, 6, 27], cells["univ_annot3"][2, 0][6, 81:84])
+    np.testing.assert_array_equal(annot.annot2, annot2)
+    np.testing.assert_array_equal(annot.univ_annot3, univ_annot3)
     assert load_annot_mat(path, num_frames=FRAMES + 2).annot3.shape == (CAMERAS, FRAMES + 2, 28, 3)
 
 
@@ -85,21 +104,29 @@ def test_annot_mat_malformed(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- camera.calibration
 
 
-def _calibration_text(cameras: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> str:
-    lines = ["Skeletool Camera Calibration File V1.0"]
-    for index, (intrinsic, rotation, translation_mm) in enumerate(cameras):
-        extrinsic = np.eye(4)
-        extrinsic[:3, :3], extrinsic[:3, 3] = rotation, translation_mm
-        lines += [
-            f"name          {index}",
-            "  sensor      10 10",
-            "  size        2048 2048",
-            "  animated    0",
-            "  intrinsic   " + " ".join(f"{v:.17g}" for v in intrinsic.reshape(-1)) + " ",
-            "  extrinsic   " + " ".join(f"{v:.17g}" for v in extrinsic.reshape(-1)) + " ",
-            "  radial      0",
-        ]
-    return "\n".join(lines) + "\n"
+def _cameras(
+    intrinsics: list[np.ndarray], rotations: np.ndarray, translations_mm: np.ndarray
+) -> list[CameraParameters]:
+    """Cameras whose Skeletool entries hold these ``(4, 4)`` intrinsics and world -> camera ``R``, ``t`` (mm)."""
+    cameras = []
+    for index, (intrinsic, rotation, translation_mm) in enumerate(
+        zip(intrinsics, rotations, translations_mm, strict=True)
+    ):
+        quaternion = Rotation.from_matrix(rotation.T).as_quat(scalar_first=True)  # camera -> world
+        cameras.append(
+            CameraParameters(
+                id=str(index),
+                width=2048,
+                height=2048,
+                focal_length=(float(intrinsic[0, 0]), float(intrinsic[1, 1])),
+                center=(float(intrinsic[0, 2]), float(intrinsic[1, 2])),
+                radial_distortion=(0.0, 0.0, 0.0),
+                tangential_distortion=(0.0, 0.0),
+                orientation=tuple(float(v) for v in quaternion),
+                translation=tuple(float(v) for v in -rotation.T @ translation_mm / 1000),
+            )
+        )
+    return cameras
 
 
 def _intrinsic(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
@@ -111,7 +138,7 @@ def test_calibration_round_trip_and_camera_parameters(tmp_path: Path) -> None:
     translations_mm = np.array([[-562.8, 1398.1, 3852.6], [120.0, -40.5, 4100.0]])
     intrinsics = [_intrinsic(1497.7, 1497.1, 1024.7, 1051.4), _intrinsic(1495.6, 1495.3, 1030.1, 1040.9)]
     path = tmp_path / "camera.calibration"
-    path.write_text(_calibration_text(list(zip(intrinsics, rotations, translations_mm, strict=True))))
+    save_calibration(path, _cameras(intrinsics, rotations, translations_mm))
     cameras = load_calibration(path)
     assert [c.name for c in cameras] == ["0", "1"]
     first = cameras[0]
@@ -133,7 +160,7 @@ def test_calibration_round_trip_and_camera_parameters(tmp_path: Path) -> None:
 
 
 def test_calibration_malformed(tmp_path: Path) -> None:
-    good = _calibration_text([(_intrinsic(1, 1, 0, 0), np.eye(3), np.zeros(3))])
+    good = calibration_text(_cameras([_intrinsic(1, 1, 0, 0)], np.eye(3)[None], np.zeros((1, 3))))
     path = tmp_path / "camera.calibration"
     path.write_text(good.replace("Skeletool Camera Calibration File V1.0", "something else"))
     with pytest.raises(ValueError, match="camera.calibration: expected the header"):
@@ -163,7 +190,8 @@ def _test_fields(frames: int, joints: int = 17) -> dict[str, np.ndarray]:
 
 
 def _write_v73(path: Path, fields: dict[str, np.ndarray]) -> None:
-    """A MATLAB v7.3 file: HDF5 with a 512-byte user block holding the MATLAB text header."""
+    """A raw MATLAB v7.3 file (HDF5 behind a 512-byte user block) with any fields: malformed files the writer
+    refuses."""
     with h5py.File(path, "w", userblock_size=512) as mat:
         mat.create_group("#refs#")
         for name, array in fields.items():
@@ -172,10 +200,17 @@ def _write_v73(path: Path, fields: dict[str, np.ndarray]) -> None:
         handle.write(MATLAB_73_HEADER.ljust(128, b" "))
 
 
+def _save_test_fields(path: Path, fields: dict[str, np.ndarray]) -> None:
+    """The public writer, from arrays laid out as h5py sees them."""
+    annot2, annot3, univ_annot3 = (fields[name][:, 0] for name in ("annot2", "annot3", "univ_annot3"))
+    valid, activity = fields["valid_frame"][:, 0], fields["activity_annotation"][:, 0]
+    save_test_annotations(path, annot2, annot3, univ_annot3, valid, activity, fields["bb_crop"])
+
+
 def test_test_annotations_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "annot_data.mat"
     fields = _test_fields(frames=9)
-    _write_v73(path, fields)
+    _save_test_fields(path, fields)
     annot = load_test_annotations(path)
     assert annot.annot2.shape == (9, 17, 2) and annot.univ_annot3.shape == annot.annot3.shape == (9, 17, 3)
     np.testing.assert_array_equal(annot.univ_annot3, fields["univ_annot3"][:, 0])
@@ -201,6 +236,7 @@ def test_test_annotations_malformed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"annot_data_v5\.mat: expected a MATLAB v7\.3 \(HDF5\).*MATLAB 5\.0"):
         load_test_annotations(v5)
     # ...and the v5 reader names the format when handed a v7.3 file.
+    _save_test_fields(path, fields)
     with pytest.raises(ValueError, match=r"annot_data\.mat: cannot read as a MATLAB v5"):
         load_annot_mat(path)
 
@@ -218,7 +254,7 @@ def test_preprocessed_train_and_test_round_trip(tmp_path: Path) -> None:
         "S1 Seq1": [{"0": _view(6, 1), "2": _view(6, 2)}, 25],
         "S3 Seq2": [{"8": _view(4, 3)}, 50],
     }
-    np.savez(tmp_path / "data_train_3dhp.npz", data=train)
+    save_preprocessed_npz(tmp_path / "data_train_3dhp.npz", train)
     loaded = load_preprocessed_npz(tmp_path / "data_train_3dhp.npz")
     assert list(loaded) == ["S1 Seq1", "S3 Seq2"]
     assert loaded["S1 Seq1"].fps == 25.0 and loaded["S3 Seq2"].fps == 50.0
@@ -226,7 +262,7 @@ def test_preprocessed_train_and_test_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded["S1 Seq1"].views["2"].data_3d, train["S1 Seq1"][0]["2"]["data_3d"])
 
     test = {f"TS{i}": {**_view(5, 10 + i), "valid": np.array([1, 0, 1, 1, 0])} for i in (1, 2)}
-    np.savez(tmp_path / "data_test_3dhp.npz", data=test)
+    save_preprocessed_npz(tmp_path / "data_test_3dhp.npz", test)
     loaded = load_preprocessed_npz(tmp_path / "data_test_3dhp.npz")
     assert list(loaded) == ["TS1", "TS2"]
     assert loaded["TS2"].valid.tolist() == [True, False, True, True, False]
