@@ -10,6 +10,7 @@ Tools::
 
     poselift synthesize --out DIR --size default [--dataset h36m|3dhp]
     poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
+    poselift retrieval -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt [--baseline_ckpt SUPERVISED.ckpt]
 
 ``fit`` ends by testing its best checkpoint in the same process, so one command prints the protocol table.
 Joint counts and layouts flow from the data to the model, the receptive field from the model to the data; no
@@ -24,6 +25,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -55,6 +57,7 @@ class PoseliftCLI(LightningCLI):
         )
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
+        parser.link_arguments("model.multiview_batches", "data.init_args.multiview", apply_on="instantiate")
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the final weights when none was kept) in the same process."""
@@ -132,7 +135,51 @@ def import_videopose3d(argv: Sequence[str]) -> int:
     return 0
 
 
+def retrieval(argv: Sequence[str]) -> int:
+    import torch
+
+    from lightning_modules.retrieval import model_methods, retrieval_report
+    from lightning_modules.supervised import SupervisedLifting
+
+    parser = argparse.ArgumentParser(prog="poselift retrieval", description=TOOLS["retrieval"].help)
+    parser.add_argument("-c", "--config", required=True, help="the run's config (model and data), e.g. RUN/config.yaml")
+    parser.add_argument("--ckpt_path", help="weights of the model (default: the config's fresh weights)")
+    parser.add_argument("--baseline_ckpt", help="a supervised lifter whose 3D output is a further baseline row")
+    parser.add_argument("--split", default="test", help="the datamodule split whose synchronized views are used")
+    parser.add_argument("--query_camera", type=int, default=0, help="view index of the queries in each recording")
+    parser.add_argument("--stride", type=int, default=10, help="keep every k-th frame")
+    parser.add_argument("--threshold", type=float, default=0.1, help="NP-MPJPE at most this is a hit")
+    parser.add_argument("--out", help="folder for the CSV/JSON table (default: next to --ckpt_path)")
+    options = parser.parse_args(argv)
+    run = PoseliftCLI(
+        LiftingModule, PoseDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
+        args=["-c", options.config, "--trainer.logger", "false"],
+    )  # fmt: skip
+    model, data = run.model, run.datamodule
+    if options.ckpt_path:
+        model.load_state_dict(torch.load(options.ckpt_path, map_location="cpu", weights_only=False)["state_dict"])
+    baselines = {}
+    if options.baseline_ckpt:
+        baselines["supervised"] = SupervisedLifting.load_from_checkpoint(options.baseline_ckpt, map_location="cpu")
+    data.setup("test")
+    table = retrieval_report(
+        data.synchronized_views(options.split),
+        model_methods(model.eval(), baselines),
+        data.output_skeleton,
+        f"{options.split}_retrieval",
+        options.query_camera,
+        options.stride,
+        options.threshold,
+    )
+    print(table.format())
+    out = options.out or (Path(options.ckpt_path).parent if options.ckpt_path else None)
+    if out is not None:
+        table.write(Path(out))
+    return 0
+
+
 TOOLS = {
+    "retrieval": Tool("cross-view pose retrieval of a model's embedding against 2D and 3D baselines", retrieval),
     "synthesize": Tool("write a synthetic dataset in the real formats (Human3.6M npz, MPI-INF-3DHP mat)", synthesize),
     "import-videopose3d": Tool("convert a VideoPose3D checkpoint into a poselift checkpoint", import_videopose3d),
 }

@@ -10,16 +10,22 @@ from lightning_modules.base import LiftingModule
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def averages(module: LiftingModule) -> dict[str, float]:
-    """The action-wise averages (mm) of the module's last test table, by protocol name."""
-    table = module.last_tables["test"][0]
-    label, values = table.rows[-1]
-    assert label == "average", f"last row of the table is {label!r}"
-    return dict(zip(table.columns, values, strict=True))
+def averages(module: LiftingModule, summary: str = "average") -> dict[str, float]:
+    """The summary row of the module's first test table by column (Human3.6M: action-wise means in mm;
+    3DHP: ``summary="all"``, PCK/AUC over every valid frame and errors in mm)."""
+    return table_rows(module)[summary]
 
 
-def fit_and_test(experiment: str, out: Path, name: str, epochs: int, *overrides: str) -> dict[str, float]:
-    """``poselift fit -c configs/experiments/<experiment>`` into ``out/name``; returns the test averages."""
+def table_rows(module: LiftingModule, index: int = 0) -> dict[str, dict[str, float]]:
+    """Every row of one of the module's last test tables: row label -> column -> value."""
+    table = module.last_tables["test"][index]
+    return {label: dict(zip(table.columns, values, strict=True)) for label, values in table.rows}
+
+
+def fit_and_test(
+    experiment: str, out: Path, name: str, epochs: int, *overrides: str, summary: str = "average"
+) -> dict[str, float]:
+    """``poselift fit -c configs/experiments/<experiment>`` into ``out/name``; returns the test summary row."""
     run = cli.lightning_main(
         [
             "fit",
@@ -30,4 +36,4 @@ def fit_and_test(experiment: str, out: Path, name: str, epochs: int, *overrides:
             *overrides,
         ]
     )  # fmt: skip
-    return averages(run.model)
+    return averages(run.model, summary)

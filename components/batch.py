@@ -30,6 +30,9 @@ class PoseBatch:
         valid: ``(B, T_out)`` bool, the output frames an evaluation scores; ``None``: all of them.
         activity: ``(B, T_out)`` int64 per-frame activity index into the datamodule's ``activities`` (-1: none);
             ``None`` when the dataset has no per-frame activities.
+        recording: ``(B,)`` int64 index of the synchronized recording (one subject, action and block of frames,
+            seen by several cameras) a window belongs to: windows with equal ``recording`` and ``start`` show
+            the same instant from different views. ``None`` outside multi-view batches.
     """
 
     keypoints_2d: Tensor
@@ -43,6 +46,7 @@ class PoseBatch:
     intrinsics: Tensor | None = None
     valid: Tensor | None = None
     activity: Tensor | None = None
+    recording: Tensor | None = None
 
     def __len__(self) -> int:
         return self.keypoints_2d.shape[0]

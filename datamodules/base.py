@@ -8,6 +8,7 @@ generated or converted first). Everything about windows, flipping, shuffling and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 
 import lightning.pytorch as pl
 import torch
@@ -20,11 +21,14 @@ from components.skeleton import Skeleton
 from datamodules.sequence import PoseSequence
 from datamodules.windows import (
     EvaluationChunks,
+    MultiviewBatchSampler,
+    MultiviewInstants,
     SequenceStore,
     ShardSampler,
     TrainingWindows,
     WindowBatchSampler,
     WindowTiming,
+    recording_groups,
 )
 
 SPLITS = ("train", "val", "test", "unlabeled")
@@ -43,6 +47,13 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         eval_chunk_length: evaluate whole sequences (None) or chunks of at most this many output frames.
         num_workers: DataLoader worker processes (0 keeps batching in the training process; fastest here).
         seed: base seed of the per-epoch shuffles.
+        multiview: train on synchronized multi-view instants too (the MCSS metric-learning regime): batches
+            become ``{"labeled": PoseBatch, "multiview": PoseBatch}``, the multi-view stream drawing from the
+            2D of the ``train`` and ``unlabeled`` splits together (see :meth:`multiview_loader`).
+        multiview_views: cameras per instant (None: the largest synchronized recording); recordings with
+            fewer cameras are left out.
+        multiview_instants_per_recording: instants of one recording kept together in a multi-view batch, at
+            different times: the hard negatives of the metric loss.
     """
 
     def __init__(
@@ -57,6 +68,9 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         eval_chunk_length: int | None = None,
         num_workers: int = 0,
         seed: int = 1234,
+        multiview: bool = False,
+        multiview_views: int | None = None,
+        multiview_instants_per_recording: int = 8,
     ) -> None:
         super().__init__()
         self.input_skeleton, self.output_skeleton = input_skeleton, output_skeleton
@@ -64,6 +78,9 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         self.timing = WindowTiming(receptive_field, causal)
         self.flip_augment, self.eval_chunk_length = flip_augment, eval_chunk_length
         self.num_workers, self.seed = num_workers, seed
+        self.multiview, self.multiview_views = multiview, multiview_views
+        self.multiview_instants_per_recording = multiview_instants_per_recording
+        self.multiview_groups: list[list[int]] = []
         self.sequences: dict[str, list[PoseSequence]] = {}
         self.stores: dict[str, SequenceStore] = {}
 
@@ -109,19 +126,35 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     def setup(self, stage: str | None = None) -> None:
         if not self.sequences:
             self.sequences = {split: list(seqs) for split, seqs in self.load_sequences().items() if seqs}
-        groups, subjects = self.action_groups, self.subjects
         for split, sequences in self.sequences.items():
-            if split in self.stores:
-                continue
-            self.stores[split] = SequenceStore(
-                sequences,
-                self.timing,
-                self.input_skeleton,
-                self.output_skeleton,
-                flip=self.flip_augment and split in ("train", "unlabeled"),
-                action_ids=[groups.index(action_group(s.action)) for s in sequences],
-                subject_ids=[subjects.index(s.subject) for s in sequences],
-            )
+            if split not in self.stores:
+                self.stores[split] = self._build_store(sequences, self.flip_augment and split in ("train", "unlabeled"))
+        if self.multiview and "multiview" not in self.stores:
+            self._setup_multiview()
+
+    def _build_store(
+        self, sequences: list[PoseSequence], flip: bool, recording_ids: list[int] | None = None
+    ) -> SequenceStore:
+        groups, subjects = self.action_groups, self.subjects
+        return SequenceStore(
+            sequences,
+            self.timing,
+            self.input_skeleton,
+            self.output_skeleton,
+            flip=flip,
+            action_ids=[groups.index(action_group(s.action)) for s in sequences],
+            subject_ids=[subjects.index(s.subject) for s in sequences],
+            recording_ids=recording_ids,
+        )
+
+    def _setup_multiview(self) -> None:
+        """The 2D of the ``train`` and ``unlabeled`` splits, 3D dropped, grouped into synchronized recordings."""
+        splits = [self.sequences.get(split, []) for split in ("train", "unlabeled")]
+        sequences = [replace(s, poses_3d=None, trajectory=None) for split in splits for s in split]
+        self.multiview_groups = recording_groups(sequences)
+        recording_of = {index: group for group, members in enumerate(self.multiview_groups) for index in members}
+        recording_ids = [recording_of[index] for index in range(len(sequences))]
+        self.stores["multiview"] = self._build_store(sequences, flip=False, recording_ids=recording_ids)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -143,6 +176,35 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         sampler = WindowBatchSampler(windows, self.batch_size, True, self.seed + seed_offset, world, rank, num_batches)
         return self._loader(windows, sampler)
 
+    def multiview_loader(self, seed_offset: int = 2, num_batches: int | None = None) -> DataLoader:
+        """Batches of synchronized instants (``multiview=True``): each a :class:`PoseBatch` of
+        ``instants * views`` windows, instant-major, ``instants = batch_size // views`` (at least 1), with
+        ``recording`` and ``start`` telling which windows show the same instant. See ``MultiviewInstants`` and
+        ``MultiviewBatchSampler``.
+        """
+        instants = MultiviewInstants(
+            self._store("multiview"), self.multiview_groups, self.chunk_length, self.multiview_views
+        )
+        world, rank = self._rank()
+        sampler = MultiviewBatchSampler(
+            instants,
+            max(1, self.batch_size // instants.views),
+            seed=self.seed + seed_offset,
+            num_replicas=world,
+            rank=rank,
+            num_batches=num_batches,
+            instants_per_recording=self.multiview_instants_per_recording,
+        )
+        return self._loader(instants, sampler)
+
+    def synchronized_views(self, split: str) -> list[list[PoseSequence]]:
+        """The loaded sequences of ``split`` grouped into synchronized recordings (see ``recording_groups``),
+        each list holding one recording's views in camera order."""
+        if split not in self.sequences:
+            raise RuntimeError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.sequences)})")
+        sequences = self.sequences[split]
+        return [[sequences[i] for i in members] for members in recording_groups(sequences)]
+
     def chunk_loader(self, split: str) -> DataLoader:
         """Evaluation chunks of ``split``, sharded over processes so each frame is evaluated once."""
         chunks = EvaluationChunks(self._store(split), self.eval_chunk_length)
@@ -159,12 +221,17 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         )
 
     def train_dataloader(self) -> DataLoader | CombinedLoader:
-        """Labeled windows; with an unlabeled split, ``{"labeled": PoseBatch, "unlabeled": PoseBatch}`` pairs.
+        """Labeled windows; with an unlabeled split, ``{"labeled": PoseBatch, "unlabeled": PoseBatch}`` pairs;
+        with ``multiview``, ``{"labeled": PoseBatch, "multiview": PoseBatch}`` pairs instead (the unlabeled
+        split then feeds only the multi-view stream).
 
-        The unlabeled stream is paced by the labeled one: an epoch is one pass over the labeled windows, with as
-        many equal-size unlabeled batches drawn from fresh shuffles.
+        The second stream is paced by the labeled one: an epoch is one pass over the labeled windows, with as
+        many second-stream batches drawn from fresh shuffles.
         """
         labeled = self.window_loader("train")
+        if self.multiview:
+            multiview = self.multiview_loader(num_batches=len(labeled))
+            return CombinedLoader({"labeled": labeled, "multiview": multiview}, mode="min_size")
         if "unlabeled" not in self.stores:
             return labeled
         unlabeled = self.window_loader("unlabeled", seed_offset=1, num_batches=len(labeled))

@@ -12,7 +12,7 @@ at the sequence ends. In causal mode the output at ``t`` therefore sees only fra
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -102,6 +102,8 @@ class SequenceStore:
         input_skeleton: layout of the 2D joints. output_skeleton: layout of the 3D joints.
         flip: also store a mirrored copy (x negated, left/right swapped, intrinsics flipped).
         action_ids, subject_ids: ``(len(sequences),)`` integer labels carried into every batch.
+        recording_ids: ``(len(sequences),)`` synchronized-recording index of every sequence (see
+            :func:`recording_groups`), carried into every batch as ``recording``; None leaves it out.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class SequenceStore:
         flip: bool,
         action_ids: Sequence[int],
         subject_ids: Sequence[int],
+        recording_ids: Sequence[int] | None = None,
     ) -> None:
         if not sequences:
             raise ValueError("a split needs at least one sequence")
@@ -130,6 +133,7 @@ class SequenceStore:
         self.action_ids = torch.as_tensor(action_ids, dtype=torch.int64)
         self._pool = _BufferPool()
         self.subject_ids = torch.as_tensor(subject_ids, dtype=torch.int64)
+        self.recording_ids = None if recording_ids is None else torch.as_tensor(recording_ids, dtype=torch.int64)
 
     @property
     def num_sequences(self) -> int:
@@ -211,6 +215,7 @@ class SequenceStore:
             flipped=flipped,
             valid=None if self.valid is None else self.valid[frames],
             activity=None if self.activity is None else self.activity[frames],
+            recording=None if self.recording_ids is None else self.recording_ids[sequence],
         )
 
 
@@ -228,6 +233,22 @@ def _gather_rows(source: Tensor, index: Tensor, out: Tensor | None = None) -> Te
     return out
 
 
+def _tile(lengths: Tensor, chunk_length: int) -> tuple[Tensor, Tensor]:
+    """Windows of ``chunk_length`` frames tiling sequences of ``lengths`` ``(S,)`` frames.
+
+    Windows start every ``chunk_length`` frames; the last one of a sequence ends at its last frame (so it may
+    overlap the one before). Sequences shorter than ``chunk_length`` give no window.
+
+    Returns:
+        ``(W,)`` sequence index and ``(W,)`` first frame of every window, sequence-major.
+    """
+    counts = torch.where(lengths >= chunk_length, (lengths + chunk_length - 1) // chunk_length, 0)
+    owner = torch.repeat_interleave(torch.arange(len(lengths)), counts)
+    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    rank_in_sequence = torch.arange(len(owner)) - first
+    return owner, torch.minimum(rank_in_sequence * chunk_length, lengths[owner] - chunk_length)
+
+
 class TrainingWindows(Dataset):
     """Windows of ``chunk_length`` output frames tiling every sequence; indexed by a tensor of window ids.
 
@@ -240,13 +261,7 @@ class TrainingWindows(Dataset):
         if chunk_length < 1:
             raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
         self.store, self.chunk_length = store, chunk_length
-        lengths = store.lengths
-        counts = torch.where(lengths >= chunk_length, (lengths + chunk_length - 1) // chunk_length, 0)
-        self.window_sequence = torch.repeat_interleave(torch.arange(len(lengths)), counts)
-        first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        rank_in_sequence = torch.arange(len(self.window_sequence)) - first
-        last_start = lengths[self.window_sequence] - chunk_length
-        self.window_start = torch.minimum(rank_in_sequence * chunk_length, last_start)
+        self.window_sequence, self.window_start = _tile(store.lengths, chunk_length)
         self.num_windows = len(self.window_sequence)
         if self.num_windows == 0:
             raise ValueError(f"no sequence has the {chunk_length} frames one training window needs")
@@ -297,6 +312,104 @@ class EvaluationChunks(Dataset):
         )
 
 
+def recording_groups(sequences: Sequence[PoseSequence]) -> list[list[int]]:
+    """Indices of ``sequences`` grouped into synchronized recordings: the views of one instant.
+
+    Views of one recording share ``subject`` and ``action``. A recording may be split into several blocks (the
+    labeled block and the unlabeled rest), which every camera lists in the same order, so the k-th sequence
+    of each (subject, action, camera) pairs with the k-th of the other cameras.
+
+    Returns:
+        One list per recording, in first-appearance order; its views ordered by camera, cameras in their
+        first-appearance order over all ``sequences``.
+
+    Raises:
+        ValueError: the views of one recording differ in length.
+    """
+    camera_rank = {camera: rank for rank, camera in enumerate(dict.fromkeys(s.camera for s in sequences))}
+    blocks_seen: dict[tuple[str, str, str], int] = {}
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for index, s in enumerate(sequences):
+        view = (s.subject, s.action, s.camera)
+        block = blocks_seen.get(view, 0)
+        blocks_seen[view] = block + 1
+        groups.setdefault((s.subject, s.action, block), []).append(index)
+    ordered = [sorted(members, key=lambda i: camera_rank[sequences[i].camera]) for members in groups.values()]
+    for members in ordered:
+        _check_synchronized([sequences[i] for i in members])
+    return ordered
+
+
+def _check_synchronized(views: Sequence[PoseSequence]) -> None:
+    lengths = [len(v) for v in views]
+    if len(set(lengths)) > 1:
+        cameras = [v.camera for v in views]
+        raise ValueError(
+            f"views of {views[0].subject}/{views[0].action} are not synchronized: cameras {cameras} "
+            f"have {lengths} frames"
+        )
+
+
+class MultiviewInstants(Dataset):
+    """Synchronized instants: the same ``chunk_length`` output frames of one recording seen by ``views`` cameras.
+
+    Instants tile every recording like :class:`TrainingWindows` tiles a sequence (starts every
+    ``chunk_length`` frames, the last window ending at the last frame). Item ``ids`` ``(n,)`` is one
+    :class:`PoseBatch` of ``n * views`` windows, instant-major (``[instant 0 view 0, instant 0 view 1, ...,
+    instant 1 view 0, ...]``), never flipped, with ``recording`` the group index and ``start`` the instant's
+    first output frame: a metric loss reads positives (same ``recording`` and ``start``) and negatives from
+    those two labels alone.
+
+    Args:
+        store: holds the sequences the groups index.
+        groups: store sequence indices per synchronized recording, views in a fixed camera order
+            (:func:`recording_groups`); ``recording`` in batches is the index into this list.
+        chunk_length: output frames per window.
+        views: cameras per instant (None: the largest group). Groups with fewer are dropped; larger groups
+            contribute their first ``views`` cameras.
+
+    Attributes:
+        instant_group: ``(len(self),)`` int64 group index of every instant (what the sampler keeps together).
+        instant_start: ``(len(self),)`` int64 first output frame of every instant.
+    """
+
+    def __init__(
+        self, store: SequenceStore, groups: Sequence[Sequence[int]], chunk_length: int = 1, views: int | None = None
+    ) -> None:
+        if chunk_length < 1:
+            raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+        self.store, self.chunk_length = store, chunk_length
+        self.views = max((len(g) for g in groups), default=0) if views is None else views
+        kept, self.members = _views_of_groups(groups, self.views)
+        lengths = store.lengths[self.members]
+        if (lengths != lengths[:, :1]).any():
+            raise ValueError("the views of a group must have equal lengths (use recording_groups)")
+        self._instant_member_row, self.instant_start = _tile(lengths[:, 0], chunk_length)
+        self.instant_group = kept[self._instant_member_row]
+        if len(self.instant_group) == 0:
+            raise ValueError(f"no synchronized recording has the {chunk_length} frames one instant needs")
+
+    def __len__(self) -> int:
+        return len(self.instant_group)
+
+    def __getitem__(self, ids: Tensor) -> PoseBatch:
+        ids = torch.as_tensor(ids, dtype=torch.int64)
+        sequence = self.members[self._instant_member_row[ids]].reshape(-1)
+        start = self.instant_start[ids].repeat_interleave(self.views)
+        batch = self.store.gather(sequence, start, torch.zeros(len(sequence), dtype=torch.bool), self.chunk_length)
+        return replace(batch, recording=self.instant_group[ids].repeat_interleave(self.views))
+
+
+def _views_of_groups(groups: Sequence[Sequence[int]], views: int) -> tuple[Tensor, Tensor]:
+    """The groups with at least ``views`` members: ``(G,)`` their indices and ``(G, views)`` their first views."""
+    kept = [index for index, members in enumerate(groups) if len(members) >= views]
+    if views < 1 or not kept:
+        sizes = [len(g) for g in groups]
+        raise ValueError(f"no synchronized recording has {views} views (group sizes {sizes})")
+    members = torch.tensor([list(groups[g][:views]) for g in kept], dtype=torch.int64)
+    return torch.tensor(kept, dtype=torch.int64), members
+
+
 class WindowBatchSampler(DistributedSampler):
     """Yields ``(batch,)`` id tensors of training windows: a seeded shuffle per epoch, sharded by rank.
 
@@ -324,11 +437,18 @@ class WindowBatchSampler(DistributedSampler):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.num_batches = batch_size, num_batches
 
+    def _generator(self, draw: int) -> torch.Generator:
+        """The same stream on every rank for one (seed, epoch, draw)."""
+        return torch.Generator().manual_seed(self.seed + self.epoch + 1_000_003 * draw)
+
     def _order(self, draw: int) -> Tensor:
         if not self.shuffle:
             return torch.arange(len(self.dataset))
-        generator = torch.Generator().manual_seed(self.seed + self.epoch + 1_000_003 * draw)
-        return torch.randperm(len(self.dataset), generator=generator)
+        return torch.randperm(len(self.dataset), generator=self._generator(draw))
+
+    def _shard(self, ids: Tensor, needed: int) -> Tensor:
+        """This rank's share of the first ``needed`` ids (a multiple of the world size): every world-th one."""
+        return ids[self.rank : needed : self.num_replicas]
 
     def _rank_ids(self) -> Tensor:
         total = len(self.dataset)
@@ -339,7 +459,7 @@ class WindowBatchSampler(DistributedSampler):
         orders = [self._order(0)]
         while len(orders) * total < needed:
             orders.append(self._order(len(orders)))
-        return torch.cat(orders)[self.rank : needed : self.num_replicas]
+        return self._shard(torch.cat(orders), needed)
 
     def __iter__(self) -> Iterator[Tensor]:
         batches = list(torch.split(self._rank_ids(), self.batch_size))
@@ -354,6 +474,63 @@ class WindowBatchSampler(DistributedSampler):
         per_rank = len(self.dataset) // self.num_replicas
         full, rest = divmod(per_rank, self.batch_size)
         return full + (rest > 1 or (rest == 1 and full == 0))
+
+
+class MultiviewBatchSampler(WindowBatchSampler):
+    """Yields ``(instants,)`` id tensors of :class:`MultiviewInstants`, instants of one recording in runs.
+
+    The contract of :class:`WindowBatchSampler` (seeded shuffle per epoch, equal batch counts per rank,
+    ``num_batches`` pacing), but the epoch order keeps ``instants_per_recording`` instants of one recording
+    together, so each batch holds several instants of a recording at different times: the hard negatives of
+    a temporal metric loss. Ranks take contiguous slices of the order, which keeps the runs whole.
+
+    Args:
+        instants: a dataset with ``instant_group`` ``(len,)``, the recording of every id.
+        batch_size: instants per batch (each instant is ``views`` windows).
+        instants_per_recording: run length; a recording's last run may be shorter.
+    """
+
+    def __init__(
+        self,
+        instants: Dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        num_batches: int | None = None,
+        instants_per_recording: int = 8,
+    ) -> None:
+        super().__init__(instants, batch_size, shuffle, seed, num_replicas, rank, num_batches)
+        if instants_per_recording < 1:
+            raise ValueError(f"instants_per_recording must be >= 1, got {instants_per_recording}")
+        self.instants_per_recording = instants_per_recording
+
+    def _order(self, draw: int) -> Tensor:
+        """Instants sorted by (recording, random key), cut into runs per recording, runs shuffled."""
+        if not self.shuffle:
+            return super()._order(draw)
+        generator = self._generator(draw)
+        group = self.dataset.instant_group
+        shuffled = torch.randperm(len(group), generator=generator)  # the random key of every instant
+        order = shuffled[torch.argsort(group[shuffled], stable=True)]
+        run = _runs(group[order], self.instants_per_recording)
+        run_rank = torch.randperm(int(run[-1]) + 1, generator=generator)
+        return order[torch.argsort(run_rank[run], stable=True)]
+
+    def _shard(self, ids: Tensor, needed: int) -> Tensor:
+        return ids[:needed].view(self.num_replicas, -1)[self.rank]
+
+
+def _runs(sorted_group: Tensor, run_length: int) -> Tensor:
+    """Run index of every element of a sorted ``(N,)`` group tensor: each group's elements cut into runs of
+    ``run_length`` (its last run may be shorter); run indices increase along the tensor."""
+    _, counts = torch.unique_consecutive(sorted_group, return_counts=True)
+    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    position = torch.arange(len(sorted_group)) - first
+    runs = (counts + run_length - 1) // run_length
+    first_run = torch.repeat_interleave(torch.cumsum(runs, 0) - runs, counts)
+    return first_run + position // run_length
 
 
 class ShardSampler(DistributedSampler):

@@ -71,6 +71,11 @@ class LiftingModule(pl.LightningModule):
     def causal(self) -> bool:
         return bool(getattr(self.lifter, "causal", False))
 
+    @property
+    def multiview_batches(self) -> bool:
+        """Whether training needs synchronized multi-view batches from the data (linked by the CLI)."""
+        return False
+
     # -- prediction ------------------------------------------------------------------------------------------
     def lift(self, keypoints_2d: Tensor, model: nn.Module | None = None, flip: bool = False) -> Tensor:
         """Run ``model`` (default: the lifter) on whole windows; with ``flip`` average with the mirrored input.

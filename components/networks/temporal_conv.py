@@ -142,13 +142,18 @@ class TemporalConvLifter(nn.Module):
             ``(B, T - receptive_field + 1, J_out, 3)`` root-relative 3D poses in metres; output frame ``i`` belongs
             to input frame ``i + pad + causal_shift``.
         """
+        x = self.features(keypoints_2d, strided)
+        out = F.linear(x, self.shrink.weight.squeeze(-1), self.shrink.bias)
+        return out.reshape(x.shape[0], out.shape[1], self.num_joints_out, 3)
+
+    def features(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
+        """The last hidden layer, ``(B, T - receptive_field + 1, channels)``: the trunk other heads can share."""
         self._check_input(keypoints_2d, strided)
         batch, frames = keypoints_2d.shape[:2]
         x = self._hidden_layer(keypoints_2d.reshape(batch, frames, -1), 0, strided)
         for block in range(1, len(self.filter_widths)):
             x = self._residual_block(x, block, strided)
-        out = F.linear(x, self.shrink.weight.squeeze(-1), self.shrink.bias)
-        return out.reshape(batch, out.shape[1], self.num_joints_out, 3)
+        return x
 
     def _check_input(self, keypoints_2d: Tensor, strided: bool) -> None:
         shape = tuple(keypoints_2d.shape)

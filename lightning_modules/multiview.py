@@ -1,0 +1,123 @@
+"""Multiview-consistent metric learning (MCSS idea, on 2D keypoints): few 3D labels plus synchronized views.
+
+Each step takes a labeled batch and a batch of synchronized multi-view instants (``{"labeled": ...,
+"multiview": ...}`` from the datamodule with ``multiview: true``; the multi-view windows come from labeled and
+unlabeled subjects alike and carry no 3D). One forward pass of the lifter over both (BatchNorm sees both):
+
+- labeled: MPJPE of the root-relative pose from the pose head;
+- multi-view: ``metric_weight`` x a metric loss on the embeddings: positives are the other views of the same
+  instant, negatives the instants of other recordings and of the same recording more than ``tau`` frames away
+  (``components.metric_learning``). ``triplet``: batch-hard triplet with ``margin``; ``infonce``: contrastive with
+  ``temperature``. No camera parameters are used.
+
+The lifter must offer ``forward_with_embedding(x, strided) -> (poses, embeddings)``
+(:class:`components.networks.multiview.MultiviewLifter`). Evaluation is the shared one of ``LiftingModule``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from components.batch import PoseBatch
+from components.losses import pose_loss
+from components.metric_learning import batch_hard_triplet_loss, info_nce_loss, multiview_pairs
+from lightning_modules.retrieval import model_methods, retrieval_report
+from lightning_modules.supervised import SupervisedLifting
+
+METRIC_LOSSES = ("triplet", "infonce")
+
+
+class MultiviewLifting(SupervisedLifting):
+    """Metric-learning regime; optimisation as :class:`SupervisedLifting` (AMSGrad, lr decay, BN momentum).
+
+    Args:
+        lifter: a pose lifter with an embedding (``forward_with_embedding``).
+        metric_loss: ``"triplet"`` (batch-hard, ``margin``) or ``"infonce"`` (``temperature``).
+        metric_weight: lambda, the weight of the metric loss against the labeled MPJPE (metres).
+        tau: frames within which two instants of one recording are neither positive nor negative.
+        margin: triplet margin, in distance between unit-norm embeddings (0..2).
+        temperature: InfoNCE temperature.
+        retrieval_stride: frame stride of the cross-view retrieval report printed after testing.
+        other arguments: see :class:`SupervisedLifting`.
+    """
+
+    def __init__(
+        self,
+        lifter: nn.Module,
+        metric_loss: Literal["triplet", "infonce"] = "triplet",
+        metric_weight: float = 0.1,
+        tau: int = 25,
+        margin: float = 0.2,
+        temperature: float = 0.1,
+        retrieval_stride: int = 10,
+        lr: float = 1e-3,
+        lr_decay: float = 0.95,
+        bn_momentum: tuple[float, float] = (0.1, 0.001),
+        bn_schedule: Literal["step", "epoch"] = "step",
+        input_layout: str = "h36m",
+        output_layout: str = "h36m",
+        flip_test: bool = True,
+        flip_val: bool = False,
+        by_subject: bool = False,
+    ) -> None:
+        if metric_loss not in METRIC_LOSSES:
+            raise ValueError(f"metric_loss must be one of {METRIC_LOSSES}, got {metric_loss!r}")
+        if not hasattr(lifter, "forward_with_embedding"):
+            raise TypeError(
+                f"{type(lifter).__name__} has no forward_with_embedding(); use "
+                "components.networks.multiview.MultiviewLifter"
+            )
+        super().__init__(
+            lifter, None, lr, lr_decay, bn_momentum, bn_schedule,
+            input_layout, output_layout, flip_test, flip_val, by_subject,
+        )  # fmt: skip
+        self.metric_loss, self.metric_weight = metric_loss, metric_weight
+        self.tau, self.margin, self.temperature = tau, margin, temperature
+        self.retrieval = {"stride": retrieval_stride}
+
+    @property
+    def multiview_batches(self) -> bool:
+        return True
+
+    def metric(self, embeddings: Tensor, batch: PoseBatch) -> Tensor:
+        """The metric loss of ``(B, T_out, D)`` embeddings of a multi-view batch (every output frame an instant)."""
+        frames = embeddings.shape[1]
+        recording = batch.recording[:, None].expand(-1, frames).reshape(-1)
+        frame = (batch.start[:, None] + torch.arange(frames, device=batch.start.device)).reshape(-1)
+        positive, negative = multiview_pairs(recording, frame, self.tau)
+        flat = embeddings.reshape(-1, embeddings.shape[-1])
+        if self.metric_loss == "triplet":
+            return batch_hard_triplet_loss(flat, positive, negative, self.margin)
+        return info_nce_loss(flat, positive, negative, self.temperature)
+
+    def on_test_epoch_end(self) -> None:
+        """The protocol tables, then (on rank 0) the cross-view retrieval table of the test views."""
+        super().on_test_epoch_end()
+        data = self.trainer.datamodule
+        if not self.trainer.is_global_zero or not hasattr(data, "synchronized_views"):
+            return
+        groups = [g for g in data.synchronized_views("test") if len(g) > 1]
+        if not groups:
+            return
+        table = retrieval_report(groups, model_methods(self), self.output_skeleton, "test_retrieval", **self.retrieval)
+        self.last_tables["test"].append(table)
+        self._report([table])
+
+    def training_step(self, batch: dict[str, PoseBatch], batch_idx: int) -> Tensor:
+        if not isinstance(batch, dict) or set(batch) != {"labeled", "multiview"}:
+            raise TypeError("MultiviewLifting needs labeled and multi-view batches: set data.init_args.multiview: true")
+        labeled, views = batch["labeled"], batch["multiview"]
+        if views.recording is None:
+            raise ValueError("multi-view batches must carry `recording` labels (PoseDataModule multiview loader)")
+        inputs = torch.cat([labeled.keypoints_2d, views.keypoints_2d])
+        poses, embeddings = self.lifter.forward_with_embedding(inputs, strided=inputs.shape[1] == self.receptive_field)
+        count = len(labeled)
+        losses = {"pose": pose_loss(poses[:count], labeled.poses_3d), "metric": self.metric(embeddings[count:], views)}
+        self.log("train/loss_pose_mm", losses["pose"] * 1000, prog_bar=True)
+        self.log("train/loss_metric", losses["metric"])
+        loss = losses["pose"] + self.metric_weight * losses["metric"]
+        self.log("train/loss", loss)
+        return loss
