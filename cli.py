@@ -135,6 +135,21 @@ def import_videopose3d(argv: Sequence[str]) -> int:
     return 0
 
 
+def instantiate_from_config(config: str) -> tuple[LiftingModule, PoseDataModule]:
+    """The model and datamodule of a config file (an experiment, or a run's saved ``config.yaml``)."""
+    import yaml
+
+    settings = yaml.safe_load(Path(config).read_text())
+    subcommand_only = {"ckpt_path", "weights_only"}  # saved in a run's config.yaml; not options of the classes
+    if isinstance(settings, dict) and subcommand_only & set(settings):
+        config = yaml.safe_dump({key: value for key, value in settings.items() if key not in subcommand_only})
+    run = PoseliftCLI(
+        LiftingModule, PoseDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
+        args=["-c", config, "--trainer.logger", "false"],
+    )  # fmt: skip
+    return run.model, run.datamodule
+
+
 def retrieval(argv: Sequence[str]) -> int:
     import torch
 
@@ -151,11 +166,7 @@ def retrieval(argv: Sequence[str]) -> int:
     parser.add_argument("--threshold", type=float, default=0.1, help="NP-MPJPE at most this is a hit")
     parser.add_argument("--out", help="folder for the CSV/JSON table (default: next to --ckpt_path)")
     options = parser.parse_args(argv)
-    run = PoseliftCLI(
-        LiftingModule, PoseDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
-        args=["-c", options.config, "--trainer.logger", "false"],
-    )  # fmt: skip
-    model, data = run.model, run.datamodule
+    model, data = instantiate_from_config(options.config)
     if options.ckpt_path:
         model.load_state_dict(torch.load(options.ckpt_path, map_location="cpu", weights_only=False)["state_dict"])
     baselines = {}

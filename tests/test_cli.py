@@ -185,3 +185,15 @@ def test_human36m_model_tested_on_3dhp(run, tmp_path, capsys):
     assert list(read_rows(tmp_path / "test_3dhp_sequences.csv")) == SEQUENCE_ROWS
     out = capsys.readouterr().out
     assert "per sequence" in out and "per activity" in out and "Outdoor" in out
+
+
+def test_retrieval_tool_scores_the_model_and_its_baselines(run, tmp_path, capsys):
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    args = ["retrieval", "-c", str(run / "config.yaml"), "--ckpt_path", str(best), "--baseline_ckpt", str(best)]
+    assert cli.main([*args, "--stride", "20", "--out", str(tmp_path)]) == 0
+    rows = read_rows(tmp_path / "test_retrieval.csv")
+    assert list(rows) == ["2D keypoints", "3D lifted (this model)", "3D lifted (supervised)"]
+    scores = {method: [v for k, v in row.items() if k != "method"] for method, row in rows.items()}
+    assert scores["3D lifted (this model)"] == scores["3D lifted (supervised)"]  # the same weights
+    assert "cross-view retrieval" in capsys.readouterr().out
+    assert cli.main(["retrieval", "-c", str(run / "config.yaml"), "--split", "nothing"]) == 2

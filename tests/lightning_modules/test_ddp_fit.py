@@ -41,3 +41,18 @@ def test_back_projection_fits_and_tests_under_two_process_ddp(tmp_path):
     assert "test: all subjects (mm)" in result.stdout and "average" in result.stdout
     (table,) = tmp_path.glob("quickstart/version_0/checkpoints/test_protocols.csv")
     assert table.read_text().splitlines()[0] == "action,P1,P2,P3,MPJVE,traj"
+
+
+@pytest.mark.ddp
+def test_multiview_fits_and_tests_under_two_process_ddp(tmp_path):
+    result = run_cli(
+        tmp_path,
+        "-c", str(ROOT / "configs/experiments/synthetic_multiview.yaml"), *TINY,
+        "--model.init_args.lifter.init_args.head_channels", "32",
+        "--model.init_args.retrieval_stride", "5",
+        "--data.init_args.batch_size", "32",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "test: all subjects (mm)" in result.stdout and "cross-view retrieval" in result.stdout
+    (table,) = tmp_path.glob("quickstart/version_0/checkpoints/test_retrieval.csv")
+    assert table.read_text().splitlines()[0] == "method,Hit@1,Hit@5,Hit@10,mAP@10,exact@1"
