@@ -135,8 +135,9 @@ def import_videopose3d(argv: Sequence[str]) -> int:
     return 0
 
 
-def instantiate_from_config(config: str) -> tuple[LiftingModule, PoseDataModule]:
-    """The model and datamodule of a config file (an experiment, or a run's saved ``config.yaml``)."""
+def instantiate_from_config(config: str, overrides: Sequence[str] = ()) -> tuple[LiftingModule, PoseDataModule]:
+    """The model and datamodule of a config file (an experiment, or a run's saved ``config.yaml``), with
+    LightningCLI-style ``overrides`` such as ``--data.init_args.train_subjects=[S8]``."""
     import yaml
 
     settings = yaml.safe_load(Path(config).read_text())
@@ -145,7 +146,7 @@ def instantiate_from_config(config: str) -> tuple[LiftingModule, PoseDataModule]
         config = yaml.safe_dump({key: value for key, value in settings.items() if key not in subcommand_only})
     run = PoseliftCLI(
         LiftingModule, PoseDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
-        args=["-c", config, "--trainer.logger", "false"],
+        args=["-c", config, "--trainer.logger", "false", *overrides],
     )  # fmt: skip
     return run.model, run.datamodule
 
@@ -165,8 +166,9 @@ def retrieval(argv: Sequence[str]) -> int:
     parser.add_argument("--stride", type=int, default=10, help="keep every k-th frame")
     parser.add_argument("--threshold", type=float, default=0.1, help="NP-MPJPE at most this is a hit")
     parser.add_argument("--out", help="folder for the CSV/JSON table (default: next to --ckpt_path)")
-    options = parser.parse_args(argv)
-    model, data = instantiate_from_config(options.config)
+    parser.epilog = "Other --data.* / --model.* options override the config, e.g. --data.init_args.train_subjects=[S8]"
+    options, overrides = parser.parse_known_args(argv)
+    model, data = instantiate_from_config(options.config, overrides)
     if options.ckpt_path:
         model.load_state_dict(torch.load(options.ckpt_path, map_location="cpu", weights_only=False)["state_dict"])
     baselines = {}

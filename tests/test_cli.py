@@ -197,3 +197,11 @@ def test_retrieval_tool_scores_the_model_and_its_baselines(run, tmp_path, capsys
     assert scores["3D lifted (this model)"] == scores["3D lifted (supervised)"]  # the same weights
     assert "cross-view retrieval" in capsys.readouterr().out
     assert cli.main(["retrieval", "-c", str(run / "config.yaml"), "--split", "nothing"]) == 2
+
+
+def test_retrieval_tool_on_3dhp_training_cameras(run_3dhp, tmp_path):
+    (best,) = run_3dhp.glob("checkpoints/best-*.ckpt")
+    args = ["retrieval", "-c", str(run_3dhp / "config.yaml"), "--ckpt_path", str(best), "--split", "train"]
+    assert cli.main([*args, "--data.init_args.train_subjects=[S8]", "--stride", "5", "--out", str(tmp_path)]) == 0
+    rows = read_rows(tmp_path / "train_retrieval.csv")
+    assert list(rows) == ["2D keypoints", "3D lifted (this model)"]
