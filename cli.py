@@ -55,6 +55,12 @@ class PoseliftCLI(LightningCLI):
             "model.init_args.trajectory_model.init_args.num_joints_in",
             compute_fn=joint_count,
         )
+        # adversarial regime: the discriminator judges input-layout 2D poses; part lifters take a layout by name
+        parser.link_arguments(
+            "data.init_args.input_layout", "model.init_args.discriminator.init_args.num_joints", compute_fn=joint_count
+        )
+        for network in ("lifter", "teacher"):
+            parser.link_arguments("data.init_args.input_layout", f"model.init_args.{network}.init_args.layout")
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
         parser.link_arguments("model.multiview_batches", "data.init_args.multiview", apply_on="instantiate")

@@ -9,6 +9,10 @@ dataset's official numbers and no code change:
 - :class:`PckProtocol` (MPI-INF-3DHP): PCK and AUC on the 14 official joints, MPJPE and P-MPJPE on all joints,
   over valid frames only, per sequence (with the official scene scores) and per activity.
 
+With ``scale_free`` (lifters without a metric scale, e.g. unsupervised ones) the action-wise protocol reports P2
+(headline, no reflection), P2 with reflections, P3 and MPJPE at the ground-truth scale (an oracle); the 3DHP
+protocol scales each prediction by its least-squares scale before PCK/AUC/MPJPE.
+
 Every metric holds float64 sums reduced across processes, so DDP numbers equal single-process ones.
 """
 
@@ -17,11 +21,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from functools import partial
 
 from torch import Tensor, nn
 
 from components.batch import PoseBatch
-from components.metrics import MPJPE, MPJVE, NMPJPE, PMPJPE
+from components.metrics import MPJPE, MPJVE, NMPJPE, PMPJPE, GTScaleMPJPE, least_squares_scaled
 from components.pck import SEQUENCE_FRAME_WEIGHTS, Auc3D, Pck3D, scene_weighted
 from components.report import ResultTable, group_table
 from components.skeleton import Skeleton
@@ -51,6 +56,11 @@ class EvaluationProtocol(nn.Module, ABC):
                 metric.reset()
 
 
+def _log_name(column: str) -> str:
+    """``"P2 with reflection"`` -> ``"p2_with_reflection_mm"``."""
+    return column.lower().replace(" ", "_").replace("-", "_") + "_mm"
+
+
 def _finite(values: dict[str, float]) -> dict[str, float]:
     """Drop NaN entries (metrics that saw no frames, e.g. MPJVE of single-frame chunks)."""
     return {name: value for name, value in values.items() if math.isfinite(value)}
@@ -67,6 +77,14 @@ class ActionwiseProtocol(EvaluationProtocol):
     """
 
     PROTOCOLS = {"P1": MPJPE, "P2": PMPJPE, "P3": NMPJPE, "MPJVE": MPJVE}
+    SCALE_FREE = {
+        "P2": PMPJPE,
+        "P2 with reflection": partial(PMPJPE, allow_reflection=True),
+        "P3": NMPJPE,
+        "MPJPE GT scale": GTScaleMPJPE,
+    }
+    """For lifters without a metric scale (unsupervised): P2 (no reflection) is the headline; the last column uses
+    the ground truth's scale (an oracle, labelled as such)."""
 
     def __init__(
         self,
@@ -74,17 +92,19 @@ class ActionwiseProtocol(EvaluationProtocol):
         subjects: Sequence[str] = (),
         by_subject: bool = False,
         trajectory: bool = False,
+        scale_free: bool = False,
     ) -> None:
         super().__init__()
         self.action_groups, self.subjects = tuple(action_groups), tuple(subjects)
         self.by_subject, self.trajectory = by_subject, trajectory
+        self.protocols = self.SCALE_FREE if scale_free else self.PROTOCOLS
         actions = max(1, len(self.action_groups))
         self.overall = self._metric_set(actions)
         # groups of the per-subject set are (subject, action) pairs
         self.per_subject = self._metric_set(actions * max(1, len(self.subjects))) if by_subject else None
 
     def _metric_set(self, groups: int) -> nn.ModuleDict:
-        metrics = {name: cls(num_groups=groups) for name, cls in self.PROTOCOLS.items()}
+        metrics = {name: cls(num_groups=groups) for name, cls in self.protocols.items()}
         if self.trajectory:
             metrics["traj"] = MPJPE(num_groups=groups)
         return nn.ModuleDict(metrics)
@@ -97,16 +117,18 @@ class ActionwiseProtocol(EvaluationProtocol):
 
     @staticmethod
     def _update(metrics: nn.ModuleDict, batch: PoseBatch, pred: Tensor, trajectory: Tensor | None, group: Tensor):
-        for name in ("P1", "P2", "P3"):
-            metrics[name].update(pred, batch.poses_3d, group)
-        if pred.shape[1] > 1:  # a velocity needs two frames
-            metrics["MPJVE"].update(pred, batch.poses_3d, group)
+        for name, metric in metrics.items():
+            if name == "MPJVE":
+                if pred.shape[1] > 1:  # a velocity needs two frames
+                    metric.update(pred, batch.poses_3d, group)
+            elif name != "traj":
+                metric.update(pred, batch.poses_3d, group)
         if "traj" in metrics and trajectory is not None and batch.trajectory is not None:
             metrics["traj"].update(trajectory, batch.trajectory, group)
 
     def summary(self) -> dict[str, float]:
         """Each protocol's action-wise mean in millimetres, keyed ``p1_mm``, ``p2_mm``, ..."""
-        return _finite({f"{name.lower()}_mm": float(m.compute()) * MM for name, m in self.overall.items()})
+        return _finite({_log_name(name): float(m.compute()) * MM for name, m in self.overall.items()})
 
     def tables(self, stage: str) -> list[ResultTable]:
         """The protocol table per action group, then one per subject when ``by_subject``; millimetres."""
@@ -143,9 +165,12 @@ class PckProtocol(EvaluationProtocol):
 
     COLUMNS = ("PCK", "AUC", "MPJPE", "P-MPJPE")
 
-    def __init__(self, sequences: Sequence[str], activities: Sequence[str], skeleton: Skeleton) -> None:
+    def __init__(
+        self, sequences: Sequence[str], activities: Sequence[str], skeleton: Skeleton, scale_free: bool = False
+    ) -> None:
         super().__init__()
         self.sequences, self.activities = tuple(sequences), tuple(activities)
+        self.scale_free = scale_free
         self.by_sequence = self._metric_set(max(1, len(self.sequences)), skeleton)
         self.by_activity = self._metric_set(max(1, len(self.activities)), skeleton)
 
@@ -164,6 +189,8 @@ class PckProtocol(EvaluationProtocol):
         frames = pred.shape[:2]
         valid = batch.valid if batch.valid is not None else pred.new_ones(frames, dtype=bool)
         pred, target = pred[valid], batch.poses_3d[valid]  # (N, J, 3): valid frames only
+        if self.scale_free:  # no metric scale: the least-squares scale of each pose first (as N-MPJPE)
+            pred = least_squares_scaled(pred, target)
         sequence = batch.subject[:, None].expand(frames)[valid]
         for metric in self.by_sequence.values():
             metric.update(pred, target, sequence)

@@ -85,11 +85,37 @@ def n_mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     Returns:
         ``(...,)`` joint-mean Euclidean error of each scaled pose, in the unit of the inputs.
     """
+    return mpjpe_per_frame(least_squares_scaled(pred, target), target)
+
+
+def least_squares_scaled(pred: Tensor, target: Tensor) -> Tensor:
+    """``s * pred`` with the per-pose scale ``s`` minimising ``||s pred - target||^2`` (the scale of N-MPJPE).
+
+    Args:
+        pred, target: ``(..., joints, 3)``. Returns ``(..., joints, 3)``.
+    """
     check_poses(pred, target)
     dot = (target * pred).sum(dim=(-2, -1), keepdim=True)
     # An all-zero prediction has dot == 0; the clamp makes its scale 0 instead of 0/0 = NaN.
     norm = pred.square().sum(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(pred.dtype).tiny)
-    return mpjpe_per_frame(dot / norm * pred, target)
+    return dot / norm * pred
+
+
+def gt_scale_mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
+    """MPJPE after scaling ``pred`` to the size of ``target``: ``s = ||target||_F / ||pred||_F`` per pose.
+
+    An oracle: the scale comes from the ground truth (label it so in reports). Used for lifters whose output has
+    no metric scale; the norm ratio is not the least-squares scale of N-MPJPE, so the two are not comparable.
+
+    Args:
+        pred, target: ``(..., joints, 3)`` root-relative poses. Returns ``(...,)`` errors in the target's unit.
+    """
+    check_poses(pred, target)
+    tiny = torch.finfo(pred.dtype).tiny
+    ratio = target.square().sum(dim=(-2, -1), keepdim=True).sqrt() / pred.square().sum(
+        dim=(-2, -1), keepdim=True
+    ).sqrt().clamp_min(tiny)
+    return mpjpe_per_frame(ratio * pred, target)
 
 
 def mpjve_per_frame(pred: Tensor, target: Tensor) -> Tensor:
@@ -275,6 +301,13 @@ class NMPJPE(GroupedPoseError):
 
     def per_frame(self, pred: Tensor, target: Tensor) -> Tensor:
         return n_mpjpe_per_frame(pred, target)
+
+
+class GTScaleMPJPE(GroupedPoseError):
+    """MPJPE after the ground-truth norm-ratio scale per group: see :func:`gt_scale_mpjpe_per_frame` (an oracle)."""
+
+    def per_frame(self, pred: Tensor, target: Tensor) -> Tensor:
+        return gt_scale_mpjpe_per_frame(pred, target)
 
 
 class MPJVE(GroupedPoseError):

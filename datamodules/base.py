@@ -107,14 +107,17 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     def subjects(self) -> tuple[str, ...]:
         return tuple(sorted({s.subject for seqs in self.sequences.values() for s in seqs}))
 
-    def evaluation_protocol(self, trajectory: bool = False, by_subject: bool = False) -> EvaluationProtocol:
+    def evaluation_protocol(
+        self, trajectory: bool = False, by_subject: bool = False, scale_free: bool = False
+    ) -> EvaluationProtocol:
         """How this dataset is scored: the Human3.6M action-wise protocols unless a subclass says otherwise.
 
         Args:
             trajectory: the model predicts the root trajectory too (score it).
             by_subject: also tabulate each subject.
+            scale_free: the model's poses have no metric scale (score them with scale-aligned metrics).
         """
-        return ActionwiseProtocol(self.action_groups, self.subjects, by_subject, trajectory)
+        return ActionwiseProtocol(self.action_groups, self.subjects, by_subject, trajectory, scale_free)
 
     def set_timing(self, receptive_field: int, causal: bool) -> None:
         """Adopt the lifter's receptive field (before ``setup``; the stores are padded for it)."""

@@ -154,9 +154,11 @@ class Mpi3dhpDataModule(PoseDataModule):
     def activities(self) -> tuple[str, ...]:
         return ACTIVITIES
 
-    def evaluation_protocol(self, trajectory: bool = False, by_subject: bool = False) -> EvaluationProtocol:
+    def evaluation_protocol(
+        self, trajectory: bool = False, by_subject: bool = False, scale_free: bool = False
+    ) -> EvaluationProtocol:
         """PCK/AUC/MPJPE per test sequence, scene and activity (see :class:`PckProtocol`)."""
-        return PckProtocol(self.subjects, self.activities, self.output_skeleton)
+        return PckProtocol(self.subjects, self.activities, self.output_skeleton, scale_free)
 
     # -- loading ---------------------------------------------------------------------------------------------
     def load_sequences(self) -> dict[str, list[PoseSequence]]:

@@ -28,7 +28,9 @@ EVAL_STAGES = ("val", "test")
 
 # Regimes call plain save_hyperparameters(): under the CLI the networks are stored as class_path specs (which
 # load_from_checkpoint rebuilds); built in Python they are stored as objects. Either way is intended.
-warnings.filterwarnings("ignore", message=r"Attribute '(lifter|trajectory_model|discriminator)' is an instance of")
+warnings.filterwarnings(
+    "ignore", message=r"Attribute '(lifter|trajectory_model|discriminator|teacher)' is an instance of"
+)
 
 
 class LiftingModule(pl.LightningModule):
@@ -72,6 +74,11 @@ class LiftingModule(pl.LightningModule):
         return bool(getattr(self.lifter, "causal", False))
 
     @property
+    def scale_free_output(self) -> bool:
+        """Whether the lifter's poses lack a metric scale (then evaluation aligns scale first)."""
+        return False
+
+    @property
     def multiview_batches(self) -> bool:
         """Whether training needs synchronized multi-view batches from the data (linked by the CLI)."""
         return False
@@ -101,9 +108,9 @@ class LiftingModule(pl.LightningModule):
         trajectory = self.trajectory_model is not None
         for stage_name in EVAL_STAGES:
             if hasattr(data, "evaluation_protocol"):
-                protocol = data.evaluation_protocol(trajectory=trajectory, by_subject=self.by_subject)
+                protocol = data.evaluation_protocol(trajectory, self.by_subject, self.scale_free_output)
             else:
-                protocol = ActionwiseProtocol(trajectory=trajectory)
+                protocol = ActionwiseProtocol(trajectory=trajectory, scale_free=self.scale_free_output)
             self.metrics[stage_name] = protocol
 
     def _evaluate(self, batch: PoseBatch, stage: str) -> Tensor:

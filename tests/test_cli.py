@@ -141,8 +141,8 @@ def test_every_experiment_config_instantiates(experiment):
 def test_every_building_block_config_instantiates(path):
     group = path.split("/")[0]
     parsed = instantiate("-c", str(CONFIGS / "experiments/quickstart.yaml"), f"--{group}", str(CONFIGS / path))
-    widths = parsed.model.lifter.filter_widths
-    assert parsed.datamodule.timing.receptive_field == int(np.prod(widths))
+    widths = getattr(parsed.model.lifter, "filter_widths", (1,))  # frame-wise lifters have no filters
+    assert parsed.datamodule.timing.receptive_field == int(np.prod(widths)) == parsed.model.receptive_field
     assert parsed.datamodule.timing.causal == parsed.model.lifter.causal
 
 

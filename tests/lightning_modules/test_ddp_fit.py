@@ -56,3 +56,12 @@ def test_multiview_fits_and_tests_under_two_process_ddp(tmp_path):
     assert "test: all subjects (mm)" in result.stdout and "cross-view retrieval" in result.stdout
     (table,) = tmp_path.glob("quickstart/version_0/checkpoints/test_retrieval.csv")
     assert table.read_text().splitlines()[0] == "method,Hit@1,Hit@5,Hit@10,mAP@10,exact@1"
+
+
+@pytest.mark.ddp
+def test_adversarial_weights_stay_identical_under_two_process_ddp(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "POSELIFT_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, str(ROOT / "tests/scripts/ddp_adversarial.py"), str(tmp_path)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "DDP ADVERSARIAL OK" in result.stdout

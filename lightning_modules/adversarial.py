@@ -1,0 +1,262 @@
+"""Adversarial lifting from 2D alone (TIPS): part generators against a 2D discriminator, then a distilled student.
+
+``AdversarialLifting`` trains a :class:`components.networks.residual_mlp.PartLifter` (torso and legs generators,
+or one solo generator) with manual optimisation, one generator step then one discriminator step per batch::
+
+    2D x (root-centred, max-abs 1) -> generators -> depths z -> pose (x, y, z)
+        -> random per-sample rotation R -> project -> fake 2D ----------> discriminator (real: x)
+        -> lift the fake 2D again -> R^-1 -> project -> cycle 2D  ~ x     (cycle loss, weight 10)
+    pose -> side (z, y), opposite side (-z, y), back (-x, y) views
+        -> lift -> depths ~ -x, +x, -z                                  (90-degree consistency, weight 3)
+
+Each generator's adversarial term has its own weight (0.625 torso, 0.375 legs; 0.15 solo): the discriminator sees
+the whole pose, so each part's term is computed with the other parts' depths detached. The cycle and consistency
+terms of a part depend on that part's generator only (lifting is per part), so they are summed over parts.
+
+Evaluation is the shared one, scale-free: the poses are in normalised units, so P2 (no reflection, the headline),
+P2 with reflections, P3 and MPJPE at the ground-truth scale (an oracle) are reported. Model selection is label-free:
+``val/cycle_2d`` (the cycle error on held-out 2D) and the discriminator's mean outputs are logged every validation.
+
+``DistillationLifting`` trains one student on the whole pose with MSE to the frozen teachers' depths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from components.adversarial import (
+    consistency_loss,
+    cycle_views,
+    discriminator_loss,
+    generator_adversarial_loss,
+    joint_mse,
+    lift_pose,
+    normalize_2d,
+    project,
+    random_rotations,
+    rotate,
+)
+from components.batch import PoseBatch
+from lightning_modules.base import LiftingModule
+
+DEFAULT_ADVERSARIAL_WEIGHTS = {"torso": 0.625, "legs": 0.375, "solo": 0.15}
+
+
+def _keypoints(batch: PoseBatch | Mapping[str, PoseBatch]) -> Tensor:
+    """All 2D windows of a batch (labeled and unlabeled alike: no 3D is used), ``(N, T, J, F)``."""
+    if isinstance(batch, Mapping):
+        return torch.cat([b.keypoints_2d for b in batch.values()])
+    return batch.keypoints_2d
+
+
+class _FrameLifting(LiftingModule):
+    """Shared by the adversarial and distillation stages: frames of normalised 2D, scale-free evaluation."""
+
+    @property
+    def scale_free_output(self) -> bool:
+        return True
+
+    def frames(self, batch: PoseBatch | Mapping[str, PoseBatch], mirror_probability: float = 0.0) -> Tensor:
+        """``(N, J, 2)`` root-centred max-abs-normalised 2D of every frame; mirrored (x -> -x) with the given
+        probability per batch, as augmentation (without a left/right swap, like the published training)."""
+        keypoints = _keypoints(batch)[..., :2].flatten(0, 1)
+        normalised, _ = normalize_2d(keypoints, self.input_skeleton.root)
+        if mirror_probability > 0 and torch.rand(()) < mirror_probability:
+            normalised = normalised * normalised.new_tensor([-1.0, 1.0])
+        return normalised
+
+
+class AdversarialLifting(_FrameLifting):
+    """Teachers (or the solo baseline) of the TIPS regime, with visible manual optimisation.
+
+    Args:
+        lifter: a :class:`PartLifter` (its ``part_indices`` name the generators).
+        discriminator: ``(B, J, 2) -> (B,)`` logits, e.g. :class:`ResidualDiscriminator`.
+        projection: ``orthographic`` or ``perspective`` (with ``depth_offset``).
+        azimuth_degrees, elevation_degrees: ranges of the per-sample random rotations.
+        adversarial: ``bce`` (one-sided label smoothing ``real_label``, ``flip_probability`` label flips) or
+            ``lsgan``.
+        adversarial_weights: per generator name; defaults torso 0.625, legs 0.375, solo 0.15.
+        cycle_weight, consistency_weight: loss weights (10 and 3).
+        lr: Adam learning rate of generators and discriminator.
+        mirror_probability: chance per batch of mirroring the 2D (x -> -x).
+        input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
+    """
+
+    def __init__(
+        self,
+        lifter: nn.Module,
+        discriminator: nn.Module,
+        projection: Literal["orthographic", "perspective"] = "orthographic",
+        depth_offset: float = 10.0,
+        azimuth_degrees: float = 160.0,
+        elevation_degrees: float = 10.0,
+        adversarial: Literal["bce", "lsgan"] = "bce",
+        real_label: float = 0.8,
+        flip_probability: float = 0.1,
+        adversarial_weights: dict[str, float] | None = None,
+        cycle_weight: float = 10.0,
+        consistency_weight: float = 3.0,
+        lr: float = 2e-4,
+        mirror_probability: float = 0.5,
+        input_layout: str = "h36m",
+        output_layout: str = "h36m",
+        flip_test: bool = False,
+        flip_val: bool = False,
+        by_subject: bool = False,
+    ) -> None:
+        super().__init__(lifter, None, input_layout, output_layout, flip_test, flip_val, by_subject)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.discriminator = discriminator
+        unknown = sorted(set(adversarial_weights or {}) - set(lifter.part_indices))
+        if unknown:
+            raise ValueError(
+                f"adversarial_weights names {unknown}, not generators of the lifter {list(lifter.part_indices)}"
+            )
+        weights = {**DEFAULT_ADVERSARIAL_WEIGHTS, **(adversarial_weights or {})}
+        self.adversarial_weights = {name: weights[name] for name in lifter.part_indices}
+        self.validation_stats = nn.ModuleDict({name: MeanMetric() for name in ("cycle_2d", "d_real", "d_fake")})
+
+    def configure_optimizers(self):
+        lr = self.hparams.lr
+        return torch.optim.Adam(self.lifter.parameters(), lr=lr), torch.optim.Adam(
+            self.discriminator.parameters(), lr=lr
+        )
+
+    # -- the generator objective -----------------------------------------------------------------------------
+    def _assembled(self, parts: dict[str, Tensor], live: str | None = None) -> Tensor:
+        """``(B, J)`` depths from the part outputs; with ``live``, only that part keeps its gradient."""
+        columns = [depth if live in (None, name) else depth.detach() for name, depth in parts.items()]
+        zero = columns[0].new_zeros(columns[0].shape[0], 1)
+        return torch.cat([*columns, zero], dim=-1)[:, self.lifter.assembly]
+
+    def _pose(self, x: Tensor, depths: Tensor) -> Tensor:
+        return lift_pose(x, depths, self.hparams.projection, self.hparams.depth_offset)
+
+    def generator_losses(self, x: Tensor, rotation: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Weighted loss terms of the generators and the fake 2D ``(B, J, 2)`` for the discriminator."""
+        hp = self.hparams
+        parts = self.lifter.part_depths(x)
+        pose = self._pose(x, self._assembled(parts))
+        views = cycle_views(self.lifter.depths, pose, rotation, hp.projection, hp.depth_offset)
+        losses = {"adversarial": 0.0, "cycle": 0.0, "consistency": 0.0}
+        for name, joints in self.lifter.part_indices.items():
+            live = self._pose(x, self._assembled(parts, live=name))
+            rotated = project(rotate(live, rotation), hp.projection, hp.depth_offset)
+            adversarial = generator_adversarial_loss(self.discriminator(rotated), hp.adversarial, hp.real_label)
+            losses["adversarial"] = losses["adversarial"] + self.adversarial_weights[name] * adversarial
+            losses["cycle"] = losses["cycle"] + hp.cycle_weight * joint_mse(views.cycled_2d, x, joints)
+            consistency = consistency_loss(self.lifter.depths, pose, joints)
+            losses["consistency"] = losses["consistency"] + hp.consistency_weight * consistency
+        return losses, views.rotated_2d
+
+    def training_step(self, batch: PoseBatch | Mapping[str, PoseBatch], batch_idx: int) -> None:
+        hp = self.hparams
+        generator_optimizer, discriminator_optimizer = self.optimizers()
+        x = self.frames(batch, hp.mirror_probability)
+        rotation = random_rotations(len(x), hp.azimuth_degrees, hp.elevation_degrees, device=x.device, dtype=x.dtype)
+
+        self.toggle_optimizer(generator_optimizer)
+        losses, fake = self.generator_losses(x, rotation)
+        generator_loss = sum(losses.values())
+        generator_optimizer.zero_grad()
+        self.manual_backward(generator_loss)
+        generator_optimizer.step()
+        self.untoggle_optimizer(generator_optimizer)
+
+        self.toggle_optimizer(discriminator_optimizer)
+        real_logits, fake_logits = self.discriminator(x), self.discriminator(fake.detach())
+        d_loss = discriminator_loss(real_logits, fake_logits, hp.adversarial, hp.real_label, hp.flip_probability)
+        discriminator_optimizer.zero_grad()
+        self.manual_backward(d_loss)
+        discriminator_optimizer.step()
+        self.untoggle_optimizer(discriminator_optimizer)
+
+        self.log_dict({f"train/g_{name}": value for name, value in losses.items()})
+        self.log_dict({"train/g_loss": generator_loss, "train/d_loss": d_loss}, prog_bar=True)
+        self.log_dict({"train/d_real": real_logits.sigmoid().mean(), "train/d_fake": fake_logits.sigmoid().mean()})
+
+    # -- label-free model selection --------------------------------------------------------------------------
+    def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        x = self.frames(batch)
+        # The same rotations at every validation (seeded by the batch index), so the numbers compare across epochs.
+        generator = torch.Generator().manual_seed(batch_idx)
+        rotation = random_rotations(
+            len(x), self.hparams.azimuth_degrees, self.hparams.elevation_degrees, generator=generator
+        ).to(x)
+        pose = self._pose(x, self.lifter.depths(x))
+        views = cycle_views(self.lifter.depths, pose, rotation, self.hparams.projection, self.hparams.depth_offset)
+        self.validation_stats["cycle_2d"].update(F.mse_loss(views.cycled_2d, x, reduction="none").mean(dim=(-2, -1)))
+        self.validation_stats["d_real"].update(self.discriminator(x).sigmoid())
+        self.validation_stats["d_fake"].update(self.discriminator(views.rotated_2d).sigmoid())
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        for name, metric in self.validation_stats.items():
+            self.log(f"val/{name}", metric.compute())
+            metric.reset()
+
+
+class DistillationLifting(_FrameLifting):
+    """One student for the whole pose, trained with MSE to the frozen teachers' depths (no adversarial term).
+
+    Args:
+        lifter: the student (e.g. :class:`StudentLifter`); its checkpoint is a lifter like any other.
+        teacher: the teachers' lifter (e.g. a torso/legs :class:`PartLifter`), frozen.
+        teacher_checkpoint: an ``AdversarialLifting`` checkpoint whose ``lifter.*`` weights load into ``teacher``.
+        lr: Adam learning rate. mirror_probability: as :class:`AdversarialLifting`.
+        input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
+    """
+
+    def __init__(
+        self,
+        lifter: nn.Module,
+        teacher: nn.Module,
+        teacher_checkpoint: str | None = None,
+        lr: float = 2e-4,
+        mirror_probability: float = 0.5,
+        input_layout: str = "h36m",
+        output_layout: str = "h36m",
+        flip_test: bool = False,
+        flip_val: bool = False,
+        by_subject: bool = False,
+    ) -> None:
+        super().__init__(lifter, None, input_layout, output_layout, flip_test, flip_val, by_subject)
+        self.save_hyperparameters()
+        self.teacher = teacher
+        if teacher_checkpoint is not None:
+            self.teacher.load_state_dict(teacher_weights(teacher_checkpoint))
+        self.teacher.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> DistillationLifting:
+        super().train(mode)
+        self.teacher.eval()  # frozen: BatchNorm keeps the teachers' running statistics, dropout stays off
+        return self
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.lifter.parameters(), lr=self.hparams.lr)
+
+    def training_step(self, batch: PoseBatch | Mapping[str, PoseBatch], batch_idx: int) -> Tensor:
+        x = self.frames(batch, self.hparams.mirror_probability)
+        with torch.no_grad():
+            target = self.teacher.depths(x)
+        loss = F.mse_loss(self.lifter.depths(x), target)
+        self.log("train/distillation_mse", loss, prog_bar=True)
+        return loss
+
+
+def teacher_weights(checkpoint: str) -> dict[str, Tensor]:
+    """The ``lifter.*`` weights of a checkpoint, keyed for the lifter itself."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {key.removeprefix("lifter."): value for key, value in state.items() if key.startswith("lifter.")}
+    if not weights:
+        raise ValueError(f"{checkpoint}: no 'lifter.*' weights in its state_dict (keys: {sorted(state)[:5]}...)")
+    return weights
