@@ -34,12 +34,14 @@ class ResultTable:
     def format(self) -> str:
         """Fixed-width text, one decimal, the summary row set off by a rule."""
         width = max([len(self.row_label), *(len(label) for label, _ in self.rows)])
-        header = f"{self.row_label:<{width}}" + "".join(f"{c:>9}" for c in self.columns)
+        columns = [max(9, len(c) + 2) for c in self.columns]  # long names keep a gap to their neighbour
+        header = f"{self.row_label:<{width}}" + "".join(f"{c:>{w}}" for c, w in zip(self.columns, columns, strict=True))
         lines = [self.title, header, "-" * len(header)]
         for i, (label, values) in enumerate(self.rows):
             if i == len(self.rows) - 1 and len(self.rows) > 1:
                 lines.append("-" * len(header))
-            lines.append(f"{label:<{width}}" + "".join(f"{_fmt(v):>9}" for v in values))
+            cells = "".join(f"{_fmt(v):>{w}}" for v, w in zip(values, columns, strict=True))
+            lines.append(f"{label:<{width}}" + cells)
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
