@@ -49,25 +49,46 @@ def _check_rotation(points: Tensor, rotation: Tensor) -> None:
         )
 
 
-def normalize_2d(keypoints: Tensor, root: int, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
-    """Centre each 2D pose on its root and divide by its largest absolute coordinate.
+HEAD_ROOT_DISTANCE = 0.1
+"""With ``scale="head_root"``, the head-root distance after normalisation: a person at depth 10 (the perspective
+``depth_offset``) then has roughly the proportions of a real one."""
 
-    Image position and person size carry no depth information without a calibrated camera, so they are removed;
-    the result lies in ``[-1, 1]``, the range of the generators' tanh output, so depths and 2D share one unit.
+
+def normalize_2d(
+    keypoints: Tensor,
+    root: int,
+    eps: float = 1e-8,
+    scale: Literal["max_abs", "head_root"] = "max_abs",
+    head: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Centre each 2D pose on its root and divide by a per-pose scale.
+
+    Image position and person size carry no depth information without a calibrated camera, so they are removed.
+    ``max_abs`` (default) divides by the largest absolute coordinate: the result lies in ``[-1, 1]``, the range of
+    the generators' tanh output, so depths and 2D share one unit. ``head_root`` makes the head-root distance
+    :data:`HEAD_ROOT_DISTANCE`, for perspective projection with a depth offset of 10.
 
     Args:
         keypoints: ``(..., J, 2)`` 2D poses in any unit.
-        root: index of the root joint (``skeleton.root``).
+        root: index of the root joint (``skeleton.root``). head: index of the head joint (``head_root`` only).
         eps: lower bound of the scale, so a degenerate pose (all joints on the root) gives zeros, not NaN.
 
     Returns:
-        ``normalised (..., J, 2)`` with the root at 0 and max abs 1, and ``scale (..., 1, 1)`` with
+        ``normalised (..., J, 2)`` with the root at 0, and ``scale (..., 1, 1)`` with
         ``keypoints = normalised * scale + keypoints[..., root, :]``.
     """
     _check_points(keypoints, 2, "keypoints")
     centred = keypoints - keypoints[..., root : root + 1, :]
-    scale = centred.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(eps)
-    return centred / scale, scale
+    if scale == "max_abs":
+        size = centred.abs().amax(dim=(-2, -1), keepdim=True)
+    elif scale == "head_root":
+        if head is None:
+            raise ValueError("scale='head_root' needs the head joint's index")
+        size = centred[..., head : head + 1, :].norm(dim=-1, keepdim=True) / HEAD_ROOT_DISTANCE
+    else:
+        raise ValueError(f"scale must be 'max_abs' or 'head_root', got {scale!r}")
+    size = size.clamp_min(eps)
+    return centred / size, size
 
 
 def rotation_matrices(azimuth: Tensor, elevation: Tensor) -> Tensor:

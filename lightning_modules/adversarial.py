@@ -37,7 +37,6 @@ from components.adversarial import (
     generator_adversarial_loss,
     joint_mse,
     lift_pose,
-    normalize_2d,
     project,
     random_rotations,
     rotate,
@@ -63,10 +62,10 @@ class _FrameLifting(LiftingModule):
         return True
 
     def frames(self, batch: PoseBatch | Mapping[str, PoseBatch], mirror_probability: float = 0.0) -> Tensor:
-        """``(N, J, 2)`` root-centred max-abs-normalised 2D of every frame; mirrored (x -> -x) with the given
-        probability per batch, as augmentation (without a left/right swap, like the published training)."""
-        keypoints = _keypoints(batch)[..., :2].flatten(0, 1)
-        normalised, _ = normalize_2d(keypoints, self.input_skeleton.root)
+        """``(N, J, 2)`` 2D of every frame, normalised as the lifter expects (``lifter.normalize``); mirrored
+        (x -> -x) with the given probability per batch, as augmentation (without a left/right swap, like the
+        published training)."""
+        normalised = self.lifter.normalize(_keypoints(batch)[..., :2].flatten(0, 1))
         if mirror_probability > 0 and torch.rand(()) < mirror_probability:
             normalised = normalised * normalised.new_tensor([-1.0, 1.0])
         return normalised

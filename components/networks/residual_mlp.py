@@ -193,6 +193,8 @@ class PartLifter(nn.Module):
         legs_include_root: the legs generator also sees the root (always (0, 0) after centring) and predicts a
             depth for it, which is discarded: the output is root-relative, root depth 0.
         width, blocks, dropout, batch_norm, output: of every generator, as :class:`ResidualDepthMLP`.
+        normalization: how 2D is scaled before lifting (``components.adversarial.normalize_2d``): ``max_abs``
+            (default), or ``head_root`` (head-root distance 0.1, for perspective projection with depth offset 10).
 
     Attributes:
         skeleton: the layout.
@@ -214,9 +216,11 @@ class PartLifter(nn.Module):
         dropout: float = 0.5,
         batch_norm: bool = True,
         output: OutputActivation = "tanh",
+        normalization: Literal["max_abs", "head_root"] = "max_abs",
     ) -> None:
         super().__init__()
         self.skeleton = skeleton_layout(layout)
+        self.normalization = normalization
         self.parts = parts
         self.legs_include_root = legs_include_root
         self.part_indices = self._part_groups(parts, legs_include_root)
@@ -242,6 +246,11 @@ class PartLifter(nn.Module):
     @property
     def num_joints_out(self) -> int:
         return self.skeleton.num_joints
+
+    def normalize(self, keypoints: Tensor) -> Tensor:
+        """``(N, J, 2)`` 2D poses root-centred and scaled as ``normalization`` says (the generators' input)."""
+        head = self.skeleton.index("head") if self.normalization == "head_root" else None
+        return normalize_2d(keypoints, self.skeleton.root, scale=self.normalization, head=head)[0]
 
     def part_depths(self, keypoints: Tensor) -> dict[str, Tensor]:
         """Each generator's depths ``(B, n_part)`` for normalised 2D ``(B, J, 2)``, joints as in ``part_indices``."""
@@ -279,7 +288,7 @@ class PartLifter(nn.Module):
         if keypoints_2d.dim() != 4 or keypoints_2d.shape[2] != joints or keypoints_2d.shape[3] < 2:
             raise ValueError(f"keypoints_2d must have shape (B, T, {joints}, F >= 2), got {tuple(keypoints_2d.shape)}")
         batch, frames = keypoints_2d.shape[:2]
-        normalised, _ = normalize_2d(keypoints_2d[..., :2].reshape(batch * frames, joints, 2), self.skeleton.root)
+        normalised = self.normalize(keypoints_2d[..., :2].reshape(batch * frames, joints, 2))
         return lift_pose(normalised, self.depths(normalised)).reshape(batch, frames, joints, 3)
 
     def extra_repr(self) -> str:
@@ -303,5 +312,6 @@ class StudentLifter(PartLifter):
         dropout: float = 0.5,
         batch_norm: bool = True,
         output: OutputActivation = "tanh",
+        normalization: Literal["max_abs", "head_root"] = "max_abs",
     ) -> None:
-        super().__init__(layout, "solo", False, width, blocks, dropout, batch_norm, output)
+        super().__init__(layout, "solo", False, width, blocks, dropout, batch_norm, output, normalization)

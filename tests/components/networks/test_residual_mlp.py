@@ -210,3 +210,12 @@ def test_cycle_and_consistency_losses_train_both_generators() -> None:
         grads = [p.grad for p in generator.parameters()]
         assert all(g is not None for g in grads), name
         assert sum(g.abs().sum() for g in grads) > 0, name
+
+
+def test_head_root_normalization_sets_the_head_root_distance() -> None:
+    lifter = PartLifter(width=16, blocks=1, normalization="head_root").eval()
+    keypoints = torch.randn(5, 17, 2) * 300 + 500
+    normalised = lifter.normalize(keypoints)
+    head, root = H36M_17.index("head"), H36M_17.root
+    assert torch.allclose((normalised[:, head] - normalised[:, root]).norm(dim=-1), torch.full((5,), 0.1))
+    assert lifter(keypoints[:, None]).shape == (5, 1, 17, 3)
