@@ -7,7 +7,7 @@ Both runs use the same lifter (27 frames, 256 channels), epochs, labeled batches
 
 Prints P1 and P3 (mm, action-wise) and whether back-projection's P1 is at least 10% lower.
 
-Usage: python benchmarks/semi_supervised_study.py [--epochs 60] [--warmup 10] [--lr-decay 0.95] [--out DIR]
+Usage: python benchmarks/semi_supervised_study.py [--epochs 60] [--warmup 10] [--lr-decay 0.98] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10, help="labeled-only epochs of back-projection")
-    parser.add_argument("--lr-decay", type=float, default=0.95, help="per-epoch learning-rate decay of both runs")
+    parser.add_argument("--lr-decay", type=float, default=0.98, help="per-epoch learning-rate decay of both runs")
     parser.add_argument("--labeled-subjects", default="[S1]")
     parser.add_argument("--unlabeled-subjects", default="[S5, S6, S7, S8]")
     parser.add_argument("--out", default=None, help="run folder (default: a temporary one)")
