@@ -16,7 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from runs import CONFIGS, fit_and_test, table_rows
+from runs import CONFIGS, best_checkpoint, fit_and_test, table_rows
 
 import cli
 
@@ -38,9 +38,9 @@ def main() -> None:
     cli.quiet_known_noise()
     out = Path(options.out or tempfile.mkdtemp(prefix="poselift_3dhp_"))
     fit_and_test("synthetic_3dhp.yaml", out, "train_3dhp", options.epochs, summary="all")
-    (on_3dhp,) = (out / "train_3dhp").glob("version_*/checkpoints/best-*.ckpt")
+    on_3dhp = best_checkpoint(out, "train_3dhp")
     fit_and_test("quickstart.yaml", out, "train_h36m", options.epochs)
-    (on_h36m,) = (out / "train_h36m").glob("version_*/checkpoints/best-*.ckpt")
+    on_h36m = best_checkpoint(out, "train_h36m")
     results = {
         "3DHP -> 3DHP": test_on_3dhp(on_3dhp, out / "tests"),
         "H36M -> 3DHP": test_on_3dhp(on_h36m, out / "tests"),

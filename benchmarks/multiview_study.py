@@ -17,17 +17,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from runs import CONFIGS, fit_and_test
+from runs import CONFIGS, best_checkpoint, fit_and_test
 
 import cli
 from lightning_modules.multiview import MultiviewLifting
 from lightning_modules.retrieval import model_methods, retrieval_report
 from lightning_modules.supervised import SupervisedLifting
-
-
-def best_checkpoint(out: Path, name: str) -> Path:
-    (path,) = (out / name).glob("version_*/checkpoints/best-*.ckpt")
-    return path
 
 
 def main() -> None:

@@ -37,3 +37,9 @@ def fit_and_test(
         ]
     )  # fmt: skip
     return averages(run.model, summary)
+
+
+def best_checkpoint(out: Path, name: str) -> Path:
+    """The best checkpoint of the run ``out/name`` (written by :func:`fit_and_test`)."""
+    (path,) = (out / name).glob("version_*/checkpoints/best-*.ckpt")
+    return path

@@ -357,4 +357,7 @@ def test_adversarial_losses_reject_bad_arguments() -> None:
 def test_losses_backpropagate_to_logits() -> None:
     real, fake = REAL.clone().requires_grad_(), FAKE.clone().requires_grad_()
     (discriminator_loss(real, fake, flip_probability=0.0) + generator_adversarial_loss(fake)).backward()
-    assert real.grad is not None and fake.grad is not None
+    # d BCE(x, t) / dx = sigmoid(x) - t, averaged over the batch and halved by the discriminator's mean of two terms
+    torch.testing.assert_close(real.grad, (REAL.sigmoid() - 0.8) / (2 * len(REAL)))
+    expected_fake = FAKE.sigmoid() / (2 * len(FAKE)) + (FAKE.sigmoid() - 0.8) / len(FAKE)
+    torch.testing.assert_close(fake.grad, expected_fake)
