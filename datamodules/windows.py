@@ -462,11 +462,13 @@ class WindowBatchSampler(DistributedSampler):
         return self._shard(torch.cat(orders), needed)
 
     def __iter__(self) -> Iterator[Tensor]:
+        # A generator: the order is drawn at the first batch, after Lightning's set_epoch. A fit resumed from a
+        # checkpoint creates its first iterator before set_epoch, so an eager order would replay epoch 0's.
         batches = list(torch.split(self._rank_ids(), self.batch_size))
         # A lone trailing window would make BatchNorm's batch statistics undefined.
         if batches and len(batches[-1]) == 1 and len(batches) > 1:
             batches.pop()
-        return iter(batches)
+        yield from batches
 
     def __len__(self) -> int:
         if self.num_batches is not None:

@@ -68,6 +68,7 @@ class SupervisedLifting(LiftingModule):
         return loss
 
     def on_train_batch_start(self, batch: PoseBatch, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
         momentum = self.bn_momentum_now()
         for model in (self.lifter, self.trajectory_model):
             if model is not None:
