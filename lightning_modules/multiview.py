@@ -97,6 +97,7 @@ class MultiviewLifting(SupervisedLifting):
         """The protocol tables, then (on rank 0) the cross-view retrieval table of the test views."""
         super().on_test_epoch_end()
         data = self.trainer.datamodule
+        folder = self._report_folder()  # on every rank: a collective under DDP
         if not self.trainer.is_global_zero or not hasattr(data, "synchronized_views"):
             return
         groups = [g for g in data.synchronized_views("test") if len(g) > 1]
@@ -104,7 +105,7 @@ class MultiviewLifting(SupervisedLifting):
             return
         table = retrieval_report(groups, model_methods(self), self.output_skeleton, "test_retrieval", **self.retrieval)
         self.last_tables["test"].append(table)
-        self._report([table])
+        self._report([table], folder)
 
     def training_step(self, batch: dict[str, PoseBatch], batch_idx: int) -> Tensor:
         if not isinstance(batch, dict) or set(batch) != {"labeled", "multiview"}:

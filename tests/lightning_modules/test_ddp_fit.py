@@ -1,5 +1,6 @@
 """Real 2-process DDP fits on CPU (gloo), run as subprocesses: never inside the pytest process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,19 @@ def test_adversarial_weights_stay_identical_under_two_process_ddp(tmp_path):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "DDP ADVERSARIAL OK" in result.stdout
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("regime", ["supervised", "adversarial"])
+def test_two_process_test_metrics_equal_single_process_on_an_odd_test_set(regime, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "POSELIFT_CACHE": str(tmp_path / "cache")}
+    for mode in ("ddp", "single"):
+        command = [sys.executable, str(ROOT / "tests/scripts/ddp_exact_eval.py"), regime, mode, str(tmp_path)]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ddp, single = (json.loads((tmp_path / f"{mode}.json").read_text()) for mode in ("ddp", "single"))
+    assert (ddp["world_size"], single["world_size"]) == (2, 1)
+    assert ddp["chunks"] == single["chunks"] and ddp["chunks"] % 2 == 1
+    assert ddp["metrics"].keys() == single["metrics"].keys() and "test/p2_mm" in ddp["metrics"]
+    for name, value in single["metrics"].items():
+        assert ddp["metrics"][name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
