@@ -247,3 +247,36 @@ def test_trainer_config_writes_last_checkpoint_every_epoch(config, tmp_path):
     # the same callback saved a top-k checkpoint at that step, i.e. when its metric improved
     assert sorted(p.name for p in tmp_path.glob("last*.ckpt")) == ["last.ckpt"], f"{config.name} writes no last.ckpt"
     assert checkpoint_epoch(tmp_path / "last.ckpt") == 2, f"{config.name}: last.ckpt is not refreshed every epoch"
+
+
+def sync_batchnorm_lifters() -> list[torch.nn.Module]:
+    from components.networks.residual_mlp import PartLifter
+    from components.networks.temporal_conv import TemporalConvLifter
+
+    return [TemporalConvLifter(17, 17, filter_widths=(3, 3), channels=32), PartLifter(width=32, blocks=1)]
+
+
+@pytest.mark.parametrize("lifter", sync_batchnorm_lifters(), ids=lambda m: type(m).__name__)
+def test_sync_batchnorm_option_converts_every_batchnorm_and_keeps_weights_and_outputs(lifter):
+    """``--trainer.sync_batchnorm true`` (GPU DDP) swaps BatchNorm layers for SyncBatchNorm by
+    ``convert_sync_batchnorm``: checkpoints stay interchangeable and evaluation is unchanged."""
+    from copy import deepcopy
+
+    from torch import nn
+
+    batch_norms = [m for m in lifter.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert batch_norms
+    for index, bn in enumerate(batch_norms):  # non-trivial running statistics
+        bn.running_mean.fill_(0.01 * index)
+        bn.running_var.fill_(1.0 + 0.1 * index)
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(deepcopy(lifter))
+    assert not [m for m in converted.modules() if type(m) is nn.BatchNorm1d]
+    assert len([m for m in converted.modules() if isinstance(m, nn.SyncBatchNorm)]) == len(batch_norms)
+    original, synced = lifter.state_dict(), converted.state_dict()
+    assert original.keys() == synced.keys() and all(torch.equal(original[k], synced[k]) for k in original)
+    keypoints = torch.randn(2, lifter.receptive_field + 4, 17, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(converted.eval()(keypoints), lifter.eval()(keypoints), rtol=0, atol=0)
+    if hasattr(converted, "set_bn_momentum"):  # the BatchNorm momentum schedule still reaches every layer
+        converted.set_bn_momentum(0.05)
+        assert {m.momentum for m in converted.modules() if isinstance(m, nn.SyncBatchNorm)} == {0.05}
