@@ -336,11 +336,143 @@ Parents follow the official evaluation code (``head_top`` and ``head`` both hang
 Dataset label: ``thorax`` is "neck".
 """
 
-LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (H36M_32, H36M_17, COCO_17, MPI_INF_3DHP_28, MPI_INF_3DHP_17)}
+
+def _feet(side: str) -> list[tuple[str, str | None]]:
+    """OpenPose foot points of one side: big toe and heel hang from the ankle, small toe from the big toe."""
+    ankle, big_toe, small_toe, heel = _sided(side, "ankle", "big_toe", "small_toe", "heel")
+    return [(big_toe, ankle), (small_toe, big_toe), (heel, ankle)]
+
+
+OPENPOSE_BODY_25 = _ordered(
+    "openpose_body25",
+    order=(
+        "nose",
+        "thorax",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "pelvis",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "right_eye",
+        "left_eye",
+        "right_ear",
+        "left_ear",
+        "left_big_toe",
+        "left_small_toe",
+        "left_heel",
+        "right_big_toe",
+        "right_small_toe",
+        "right_heel",
+    ),  # fmt: skip
+    pairs=[("pelvis", None), ("thorax", "pelvis"), ("nose", "thorax")]
+    + _limbs("nose", "eye", "ear")
+    + _limbs("thorax", "shoulder", "elbow", "wrist")
+    + _limbs("pelvis", "hip", "knee", "ankle")
+    + _feet("left")
+    + _feet("right"),
+)
+"""OpenPose BODY_25 (the default OpenPose model).
+
+OpenPose labels: ``thorax`` is "Neck" (the shoulder midpoint), ``pelvis`` is "MidHip" (the hip midpoint).
+The tree hangs from the pelvis like the Human3.6M layouts.
+"""
+
+OPENPOSE_BODY_25B = _ordered(
+    "openpose_body25b",
+    order=(
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+        "upper_neck",
+        "head_top",
+        "left_big_toe",
+        "left_small_toe",
+        "left_heel",
+        "right_big_toe",
+        "right_small_toe",
+        "right_heel",
+    ),  # fmt: skip
+    pairs=[("nose", None)]
+    + _chain("nose", "upper_neck", "head_top")
+    + [(joint, parent) for joint, parent in COCO_17.joints if parent is not None]
+    + _feet("left")
+    + _feet("right"),
+)
+"""OpenPose BODY_25B: the COCO-17 joints in COCO order, then "UpperNeck", "HeadTop" and the six foot points.
+
+It has no neck and no mid-hip. ``upper_neck`` is the top of the neck (MPII's "upper neck", under the chin),
+not the thorax; ``head_top`` is the top of the head, as in Human3.6M. The tree hangs from the nose like COCO.
+"""
+
+OPENPOSE_COCO_18 = _ordered(
+    "openpose_coco18",
+    order=(
+        "nose",
+        "thorax",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "right_eye",
+        "left_eye",
+        "right_ear",
+        "left_ear",
+    ),  # fmt: skip
+    pairs=[("thorax", None), ("nose", "thorax")]
+    + _limbs("nose", "eye", "ear")
+    + _limbs("thorax", "shoulder", "elbow", "wrist")
+    + _limbs("thorax", "hip", "knee", "ankle"),
+)
+"""OpenPose COCO-18: COCO's 17 joints re-ordered plus "Neck" (``thorax``, the shoulder midpoint), the root."""
+
+LAYOUTS: dict[str, Skeleton] = {
+    s.name: s
+    for s in (
+        H36M_32,
+        H36M_17,
+        COCO_17,
+        MPI_INF_3DHP_28,
+        MPI_INF_3DHP_17,
+        OPENPOSE_BODY_25,
+        OPENPOSE_BODY_25B,
+        OPENPOSE_COCO_18,
+    )
+}
 
 
 def layout(name: str) -> Skeleton:
-    """Look a layout up by name (``h36m``, ``h36m_32``, ``coco``, ``mpi_inf_3dhp``, ``mpi_inf_3dhp_28``)."""
+    """Look a layout up by name (``h36m``, ``h36m_32``, ``coco``, ``mpi_inf_3dhp``, ``mpi_inf_3dhp_28``,
+    ``openpose_body25``, ``openpose_body25b``, ``openpose_coco18``)."""
     try:
         return LAYOUTS[name]
     except KeyError:

@@ -20,8 +20,14 @@ def _draw_bones(axis, points, skeleton: Skeleton, color: str, label: str) -> Non
         axis.plot(*segment.T, color=color, linewidth=2, label=label if i == 0 else None)
 
 
-def _equal_axes(axis, points: np.ndarray) -> None:
-    """One scale on all three axes, so that bone lengths look right."""
+def camera_to_display(points: np.ndarray) -> np.ndarray:
+    """Camera space ``(..., 3)`` (x right, y down, z forward) as plotted ``(x, z, -y)``: up is up on screen and
+    depth goes into the page (matplotlib's 3D axes put their third axis vertical)."""
+    return points[..., [0, 2, 1]] * np.array([1.0, 1.0, -1.0])
+
+
+def equal_axes(axis, points: np.ndarray) -> None:
+    """One scale on all three axes of a 3D ``axis``, fitted to ``(N, 3)`` points, so bone lengths look right."""
     centre, half = points.mean(axis=0), np.ptp(points, axis=0).max() / 2 + 0.05
     for setter, c in zip((axis.set_xlim, axis.set_ylim, axis.set_zlim), centre, strict=True):
         setter(c - half, c + half)
@@ -50,11 +56,10 @@ def pose_figure(
     flat.set_aspect("equal")
 
     space = figure.add_subplot(1, 2, 2, projection="3d")
-    # Camera space is y down, z forward: plot (x, z, -y) so that up is up and depth goes into the page.
-    shown = {label: p[:, [0, 2, 1]] * [1, 1, -1] for label, p in (("ground truth", truth), ("prediction", predicted))}
+    shown = {label: camera_to_display(p) for label, p in (("ground truth", truth), ("prediction", predicted))}
     for (label, points), color in zip(shown.items(), ("tab:green", "tab:red"), strict=True):
         _draw_bones(space, points, output_skeleton, color, label)
-    _equal_axes(space, np.concatenate(list(shown.values())))
+    equal_axes(space, np.concatenate(list(shown.values())))
     space.set_xlabel("x (m)")
     space.set_ylabel("z (m)")
     space.set_zlabel("-y (m)")

@@ -2,7 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from components.skeleton import COCO_17, H36M_17, H36M_32, LAYOUTS, MPI_INF_3DHP_17, MPI_INF_3DHP_28, layout
+from components.skeleton import (
+    COCO_17,
+    H36M_17,
+    H36M_32,
+    LAYOUTS,
+    MPI_INF_3DHP_17,
+    MPI_INF_3DHP_28,
+    OPENPOSE_BODY_25,
+    OPENPOSE_BODY_25B,
+    OPENPOSE_COCO_18,
+    layout,
+)
 
 
 def test_h36m_17_matches_published_tree():
@@ -122,3 +133,53 @@ def test_errors_name_what_is_missing():
     with pytest.raises(KeyError, match="unknown skeleton layout 'mpii'"):
         layout("mpii")
     assert layout("coco") is COCO_17
+
+
+# OpenPose's own labels, in its output order, and the names they get here.
+OPENPOSE_NAMES = {
+    "Nose": "nose",
+    "Neck": "thorax",
+    "MidHip": "pelvis",
+    "UpperNeck": "upper_neck",
+    "HeadTop": "head_top",
+    **{f"{s[0].upper()}{part}": f"{s}_{name}" for s in ("left", "right") for part, name in [
+        ("Shoulder", "shoulder"), ("Elbow", "elbow"), ("Wrist", "wrist"), ("Hip", "hip"), ("Knee", "knee"),
+        ("Ankle", "ankle"), ("Eye", "eye"), ("Ear", "ear"), ("BigToe", "big_toe"), ("SmallToe", "small_toe"),
+        ("Heel", "heel"),
+    ]},
+}  # fmt: skip
+BODY_25 = (
+    "Nose Neck RShoulder RElbow RWrist LShoulder LElbow LWrist MidHip RHip RKnee RAnkle LHip LKnee LAnkle "
+    "REye LEye REar LEar LBigToe LSmallToe LHeel RBigToe RSmallToe RHeel"
+)
+BODY_25B = (
+    "Nose LEye REye LEar REar LShoulder RShoulder LElbow RElbow LWrist RWrist LHip RHip LKnee RKnee LAnkle "
+    "RAnkle UpperNeck HeadTop LBigToe LSmallToe LHeel RBigToe RSmallToe RHeel"
+)
+COCO_18 = (
+    "Nose Neck RShoulder RElbow RWrist LShoulder LElbow LWrist RHip RKnee RAnkle LHip LKnee LAnkle REye LEye REar LEar"
+)
+
+
+@pytest.mark.parametrize(
+    ("skeleton", "labels"),
+    [(OPENPOSE_BODY_25, BODY_25), (OPENPOSE_BODY_25B, BODY_25B), (OPENPOSE_COCO_18, COCO_18)],
+    ids=["body25", "body25b", "coco18"],
+)
+def test_openpose_layouts_follow_openpose_order(skeleton, labels):
+    assert skeleton.joint_names == tuple(OPENPOSE_NAMES[label] for label in labels.split())
+    assert layout(skeleton.name) is skeleton
+
+
+def test_openpose_trees_and_sides():
+    assert OPENPOSE_BODY_25.root == OPENPOSE_BODY_25.index("pelvis")
+    assert OPENPOSE_BODY_25.parents == (
+        1, 8, 1, 2, 3, 1, 5, 6, -1, 8, 9, 10, 8, 12, 13, 0, 0, 15, 16, 14, 19, 14, 11, 22, 11,
+    )  # fmt: skip
+    assert OPENPOSE_BODY_25.left == (5, 6, 7, 12, 13, 14, 16, 18, 19, 20, 21)
+    assert OPENPOSE_BODY_25.right == (2, 3, 4, 9, 10, 11, 15, 17, 22, 23, 24)
+    assert OPENPOSE_BODY_25B.parents[:17] == COCO_17.parents  # COCO's 17 joints first, same tree
+    assert OPENPOSE_BODY_25B.parents[17:] == (0, 17, 15, 19, 15, 16, 22, 16)
+    assert OPENPOSE_COCO_18.root == OPENPOSE_COCO_18.index("thorax")
+    assert OPENPOSE_COCO_18.flip_permutation == (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+    assert COCO_17.selection_from(OPENPOSE_COCO_18) == (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)

@@ -1,0 +1,397 @@
+"""Readers of users' 2D detection files, each returning :class:`Detections` (frames, persons, joints, 3).
+
+Formats:
+
+- VideoPose3D custom-video ``.npz`` (``prepare_data_2d_custom.py``): key ``positions_2d`` holds a pickled dict
+  ``{video: {"custom": [array (frames, joints, 2 or 3)]}}`` (one array per camera; the first is read) and key
+  ``metadata`` a pickled dict with ``layout_name``, ``num_joints``, ``keypoints_symmetry`` and
+  ``video_metadata: {video: {"w": int, "h": int}}``. Reading pickles can run code: read only trusted files.
+- COCO keypoint results ``.json``: a list of ``{"image_id", "category_id", "keypoints": [x, y, v] * 17,
+  "score"}``; several entries per image are several persons, image ids sort in frame order.
+- An OpenPose ``--write_json`` folder: one ``<name>_<12-digit frame>_keypoints.json`` per frame.
+- Plain arrays: ``.npy`` ``(frames, joints, 2 or 3)`` or ``.csv`` with one row of ``joints * 2`` or
+  ``joints * 3`` numbers per frame (an optional header row); one person, layout given by the caller.
+
+Coordinates are pixels. A joint a detector did not find is NaN; COCO and OpenPose write it as the triple
+``(0, 0, 0)``, which is turned into NaN. When a format has no confidence, every joint gets score 1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.skeleton import COCO_17, LAYOUTS, Skeleton, layout
+
+OPENPOSE_FILE = re.compile(r"^(?P<name>.*)_(?P<frame>\d{12})_keypoints\.json$")
+FORMATS = ("videopose3d", "coco_json", "openpose", "npy", "csv")
+
+
+@dataclass(frozen=True)
+class Detections:
+    """2D detections of one video.
+
+    Attributes:
+        name: video name (npz key, file stem or folder name).
+        keypoints: ``(frames, persons, joints, 3)`` float32 ``[x, y, score]`` in pixels; NaN marks a missing
+            joint, and a person slot NaN everywhere means fewer people in that frame.
+        layout: name of the joint layout in :data:`components.skeleton.LAYOUTS`.
+        width, height: frame size in pixels, ``None`` when the file does not say and none was given.
+    """
+
+    name: str
+    keypoints: np.ndarray
+    layout: str
+    width: float | None = None
+    height: float | None = None
+
+    def __post_init__(self) -> None:
+        joints = self.skeleton.num_joints
+        if self.keypoints.ndim != 4 or self.keypoints.shape[2:] != (joints, 3):
+            raise ValueError(
+                f"detections {self.name!r}: keypoints have shape {self.keypoints.shape}, expected "
+                f"(frames, persons, {joints}, 3) for layout {self.layout!r}"
+            )
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return layout(self.layout)
+
+
+def read_detections(
+    path: str | Path,
+    format: str = "auto",
+    layout: str | None = None,
+    width: float | None = None,
+    height: float | None = None,
+) -> list[Detections]:
+    """Read any supported detection file; ``format="auto"`` chooses by suffix (a folder is OpenPose).
+
+    ``layout`` is required for ``.npy``/``.csv``, defaults to ``coco`` for COCO JSON and to
+    ``openpose_body25`` for OpenPose, and must match the file's own metadata for VideoPose3D ``.npz``.
+    ``width``/``height`` fill in the frame size where the file does not give it.
+    """
+    path = Path(path)
+    if format == "auto":
+        format = _guess_format(path)
+    if format == "videopose3d":
+        found = read_videopose3d_npz(path, width=width, height=height)
+        if layout is not None and any(d.layout != layout for d in found):
+            raise ValueError(f"{path}: metadata says layout {found[0].layout!r}, but layout {layout!r} was given")
+        return found
+    if format == "coco_json":
+        return [read_coco_json(path, width=width, height=height, layout=layout or COCO_17.name)]
+    if format == "openpose":
+        return [read_openpose_folder(path, layout=layout or "openpose_body25", width=width, height=height)]
+    if format in ("npy", "csv"):
+        if layout is None:
+            raise ValueError(f"{path}: a layout is required for plain {format} arrays (one of {sorted(LAYOUTS)})")
+        reader = read_npy if format == "npy" else read_csv
+        return [reader(path, layout=layout, width=width, height=height)]
+    raise ValueError(f"{path}: unknown detection format {format!r}; expected 'auto' or one of {FORMATS}")
+
+
+def _guess_format(path: Path) -> str:
+    if path.is_dir():
+        return "openpose"
+    by_suffix = {".npz": "videopose3d", ".json": "coco_json", ".npy": "npy", ".csv": "csv"}
+    if path.suffix.lower() not in by_suffix:
+        raise ValueError(
+            f"{path}: cannot tell the detection format from suffix {path.suffix!r}; expected a folder of "
+            f"OpenPose JSON or one of {sorted(by_suffix)}, or pass format= one of {FORMATS}"
+        )
+    return by_suffix[path.suffix.lower()]
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _with_scores(points: np.ndarray) -> np.ndarray:
+    """``(..., 2 or 3)`` -> ``(..., 3)`` float32; x, y alone get score 1 (the detector claimed them)."""
+    points = np.asarray(points, dtype=np.float32)
+    if points.shape[-1] == 3:
+        return points
+    return np.concatenate([points, np.ones_like(points[..., :1])], axis=-1)
+
+
+def _zero_triples_to_nan(points: np.ndarray) -> np.ndarray:
+    """COCO and OpenPose write an undetected joint as ``(0, 0, 0)``; make it NaN so no code trusts it."""
+    return np.where((points == 0).all(-1, keepdims=True), np.nan, points)
+
+
+def _scatter_persons(frame_of: np.ndarray, persons: np.ndarray, num_frames: int) -> np.ndarray:
+    """Place ``(N, joints, 3)`` detections into ``(num_frames, persons, joints, 3)``, NaN padded.
+
+    ``frame_of`` is the ``(N,)`` frame index of each detection; within a frame, slots keep the input order.
+    """
+    order = np.argsort(frame_of, kind="stable")
+    frame_of, persons = frame_of[order], persons[order]
+    first = np.searchsorted(frame_of, frame_of, side="left")  # first detection of the same frame
+    slot = np.arange(len(frame_of)) - first
+    width = int(slot.max()) + 1 if len(slot) else 0
+    out = np.full((num_frames, width, *persons.shape[1:]), np.nan, dtype=np.float32)
+    out[frame_of, slot] = persons
+    return out
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def _triples(values: object, joints: int, where: str) -> np.ndarray:
+    """A flat ``[x, y, score] * joints`` list -> ``(joints, 3)`` float32, with an error naming ``where``."""
+    try:
+        array = np.asarray(values, dtype=np.float32) if isinstance(values, list) else None
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected numbers, got {str(values)[:80]}") from None
+    if array is None or array.shape != (3 * joints,):
+        count = len(values) if isinstance(values, list) else type(values).__name__
+        raise ValueError(f"{where}: expected a list of {3 * joints} numbers ({joints} joints x 3), got {count}")
+    return array.reshape(joints, 3)
+
+
+# --------------------------------------------------------------------------- VideoPose3D npz
+
+
+def read_videopose3d_npz(path: str | Path, width: float | None = None, height: float | None = None) -> list[Detections]:
+    """Read a VideoPose3D custom-video ``.npz``: one single-person :class:`Detections` per video.
+
+    ``allow_pickle=True`` is required because both keys are pickled dicts; only read files you trust.
+    The layout comes from ``metadata["layout_name"]`` (``coco`` for Detectron2 output) and the frame size
+    from ``metadata["video_metadata"][video]``, else from ``width``/``height``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    with np.load(path, allow_pickle=True) as archive:
+        missing = [key for key in ("positions_2d", "metadata") if key not in archive.files]
+        if missing:
+            raise KeyError(f"{path}: missing key(s) {missing} (found {archive.files})")
+        positions, metadata = (_unpickled_dict(path, archive, key) for key in ("positions_2d", "metadata"))
+    skeleton = _metadata_layout(path, metadata)
+    sizes = metadata.get("video_metadata", {})
+    return [
+        Detections(
+            str(video),
+            _custom_keypoints(path, video, entry, skeleton)[:, None],
+            skeleton.name,
+            *_frame_size(path, video, sizes.get(video), width, height),
+        )
+        for video, entry in positions.items()
+    ]
+
+
+def _frame_size(path: Path, video: str, size: object, width: float | None, height: float | None) -> tuple:
+    """``(width, height)`` from ``video_metadata[video]`` (``{"w", "h"}``), else the given fallbacks."""
+    if size is None:
+        return width, height
+    if not isinstance(size, dict) or not {"w", "h"} <= size.keys():
+        raise ValueError(f"{path}: metadata['video_metadata'][{video!r}] must be a dict with 'w' and 'h', got {size}")
+    return float(size["w"]), float(size["h"])
+
+
+def _unpickled_dict(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> dict:
+    value = archive[key]
+    value = value.item() if value.dtype == object and value.shape == () else value
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {key!r} must be a pickled dict (a 0-d object array), got {type(value).__name__}")
+    return value
+
+
+def _metadata_layout(path: Path, metadata: dict) -> Skeleton:
+    if "layout_name" not in metadata:
+        raise KeyError(f"{path}: metadata has no 'layout_name' (keys {sorted(metadata)})")
+    name = metadata["layout_name"]
+    if name not in LAYOUTS:
+        raise ValueError(f"{path}: metadata layout_name {name!r} is not a known layout ({sorted(LAYOUTS)})")
+    skeleton = LAYOUTS[name]
+    if metadata.get("num_joints", skeleton.num_joints) != skeleton.num_joints:
+        raise ValueError(
+            f"{path}: metadata num_joints {metadata['num_joints']} disagrees with layout {name!r} "
+            f"({skeleton.num_joints} joints)"
+        )
+    return skeleton
+
+
+def _custom_keypoints(path: Path, video: str, entry: object, skeleton: Skeleton) -> np.ndarray:
+    """``positions_2d[video]`` -> ``(frames, joints, 3)`` float32 from the first camera of ``"custom"``."""
+    cameras = entry.get("custom") if isinstance(entry, dict) else None
+    if not isinstance(cameras, list | tuple) or not cameras:
+        raise ValueError(f"{path}: positions_2d[{video!r}] must be a dict with a non-empty list under 'custom'")
+    array = np.asarray(cameras[0])
+    if array.ndim != 3 or array.shape[1] != skeleton.num_joints or array.shape[2] not in (2, 3):
+        raise ValueError(
+            f"{path}: positions_2d[{video!r}]['custom'][0] has shape {array.shape}, expected "
+            f"(frames, {skeleton.num_joints}, 2 or 3) for layout {skeleton.name!r}"
+        )
+    return _with_scores(array)
+
+
+# --------------------------------------------------------------------------- COCO keypoint results
+
+
+def read_coco_json(
+    path: str | Path,
+    width: float | None = None,
+    height: float | None = None,
+    frames: int | None = None,
+    first_image_id: int = 0,
+    layout: str = COCO_17.name,
+) -> Detections:
+    """Read COCO keypoint results (a JSON list of per-person entries) into one :class:`Detections`.
+
+    Without ``frames``, the frames are the sorted distinct ``image_id`` values. With ``frames``, image id
+    ``first_image_id + i`` is frame ``i`` of ``frames``, so frames without any entry stay present, empty.
+    Within a frame, persons are ordered by descending ``score``. Entries whose ``category_id`` is not 1
+    (person) are skipped. The per-joint ``v`` is used as the joint's score.
+    """
+    path = Path(path)
+    entries = _read_json(path)
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
+    joints = _known_layout(path, layout).num_joints
+    image_ids, scores, persons = [], [], []
+    for number, entry in enumerate(entries):  # JSON parsing is per entry
+        where = f"{path}: entry {number}"
+        if not isinstance(entry, dict) or "image_id" not in entry or "keypoints" not in entry:
+            raise ValueError(f"{where}: expected an object with 'image_id' and 'keypoints'")
+        if entry.get("category_id", 1) != 1:
+            continue
+        image_ids.append(int(entry["image_id"]))
+        scores.append(float(entry.get("score", 1.0)))
+        persons.append(_triples(entry["keypoints"], joints, f"{where} (image_id {entry['image_id']}) 'keypoints'"))
+    image_ids, scores = np.asarray(image_ids, dtype=np.int64), np.asarray(scores)
+    persons = np.asarray(persons, dtype=np.float32).reshape(-1, joints, 3)
+    frame_of, num_frames = _frames_of(path, image_ids, frames, first_image_id)
+    by_score = np.argsort(-scores, kind="stable")  # the scatter keeps this order within each frame
+    keypoints = _scatter_persons(frame_of[by_score], _zero_triples_to_nan(persons[by_score]), num_frames)
+    return Detections(path.stem, keypoints, layout, width, height)
+
+
+def _frames_of(path: Path, image_ids: np.ndarray, frames: int | None, first: int) -> tuple[np.ndarray, int]:
+    """Frame index per entry and the frame count (see :func:`read_coco_json`)."""
+    if frames is None:
+        distinct, frame_of = np.unique(image_ids, return_inverse=True)
+        return frame_of, len(distinct)
+    frame_of = image_ids - first
+    outside = image_ids[(frame_of < 0) | (frame_of >= frames)]
+    if len(outside):
+        raise ValueError(
+            f"{path}: image_id {int(outside[0])} is outside the {frames} frames starting at image id {first}"
+        )
+    return frame_of, frames
+
+
+# --------------------------------------------------------------------------- OpenPose JSON folder
+
+
+def read_openpose_folder(
+    folder: str | Path, layout: str = "openpose_body25", width: float | None = None, height: float | None = None
+) -> Detections:
+    """Read an OpenPose ``--write_json`` folder into one :class:`Detections`.
+
+    Frames are the ``*_<12-digit number>_keypoints.json`` files sorted by number; frame ``i`` is number
+    ``first + i``, so a number with no file becomes an empty frame, like a file whose ``people`` is empty.
+    Each person's ``pose_keypoints_2d`` must hold ``3 * joints`` numbers of ``layout``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder of OpenPose JSON files")
+    joints = _known_layout(folder, layout).num_joints
+    files = _numbered_files(folder)
+    numbers = np.asarray(sorted(files), dtype=np.int64)
+    frame_of, persons = [], []
+    for number in numbers:  # JSON parsing is per file
+        path = files[int(number)]
+        for index, person in enumerate(_people(path)):
+            frame_of.append(number - numbers[0])
+            where = f"{path}: person {index} 'pose_keypoints_2d' for layout {layout!r}"
+            persons.append(_triples(person.get("pose_keypoints_2d"), joints, where))
+    persons = np.asarray(persons, dtype=np.float32).reshape(-1, joints, 3)
+    num_frames = int(numbers[-1] - numbers[0]) + 1
+    keypoints = _scatter_persons(np.asarray(frame_of, dtype=np.int64), _zero_triples_to_nan(persons), num_frames)
+    return Detections(folder.name, keypoints, layout, width, height)
+
+
+def _numbered_files(folder: Path) -> dict[int, Path]:
+    """Frame number -> file, refusing two files with one number (two videos in one folder)."""
+    files: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        match = OPENPOSE_FILE.match(path.name)
+        if match is None:
+            continue
+        number = int(match["frame"])
+        if number in files:
+            raise ValueError(f"{folder}: files {files[number].name} and {path.name} both hold frame {number}")
+        files[number] = path
+    if not files:
+        raise FileNotFoundError(f"{folder}: no files named <name>_<12-digit frame>_keypoints.json")
+    return files
+
+
+def _people(path: Path) -> list[dict]:
+    content = _read_json(path)
+    people = content.get("people") if isinstance(content, dict) else None
+    if not isinstance(people, list) or not all(isinstance(person, dict) for person in people):
+        raise ValueError(f"{path}: expected an object whose key 'people' is a list of person objects")
+    return people
+
+
+# --------------------------------------------------------------------------- plain arrays
+
+
+def read_npy(path: str | Path, layout: str, width: float | None = None, height: float | None = None) -> Detections:
+    """Read ``(frames, joints, 2 or 3)`` pixels from ``.npy`` as one person (score 1 if absent)."""
+    path = Path(path)
+    array = np.load(path, allow_pickle=False)
+    skeleton = _known_layout(path, layout)
+    if array.ndim != 3 or array.shape[1] != skeleton.num_joints or array.shape[2] not in (2, 3):
+        raise ValueError(
+            f"{path}: array has shape {array.shape}, expected (frames, {skeleton.num_joints}, 2 or 3) "
+            f"for layout {layout!r}"
+        )
+    return Detections(path.stem, _with_scores(array)[:, None], layout, width, height)
+
+
+def read_csv(path: str | Path, layout: str, width: float | None = None, height: float | None = None) -> Detections:
+    """Read a ``.csv`` with one row per frame of ``joints * 2`` (x, y) or ``joints * 3`` (x, y, score) numbers.
+
+    A first row that is not all numbers is a header and skipped. Write a missing value as ``nan``.
+    """
+    path = Path(path)
+    skeleton = _known_layout(path, layout)
+    lines = path.read_text().splitlines()
+    header = int(bool(lines) and not _all_numbers(lines[0]))
+    try:
+        rows = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float32)
+    except ValueError as error:
+        raise ValueError(f"{path}: not a table of numbers ({error})") from None
+    channels = {2 * skeleton.num_joints: 2, 3 * skeleton.num_joints: 3}.get(rows.shape[1])
+    if channels is None:
+        raise ValueError(
+            f"{path}: rows have {rows.shape[1]} values, expected {2 * skeleton.num_joints} (x, y) or "
+            f"{3 * skeleton.num_joints} (x, y, score) for the {skeleton.num_joints} joints of layout {layout!r}"
+        )
+    points = rows.reshape(len(rows), skeleton.num_joints, channels)
+    return Detections(path.stem, _with_scores(points)[:, None], layout, width, height)
+
+
+def _all_numbers(line: str) -> bool:
+    try:
+        [float(field) for field in line.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
+def _known_layout(path: Path, name: str) -> Skeleton:
+    if name not in LAYOUTS:
+        raise ValueError(f"{path}: unknown layout {name!r} (known: {sorted(LAYOUTS)})")
+    return LAYOUTS[name]

@@ -1,0 +1,196 @@
+"""Users' own 2D detections as a predict-only DataModule: one unlabeled sequence per video.
+
+The pipeline per video (``components/detections.py`` explains each step):
+
+1. read the file(s) with :func:`datamodules.detection_files.read_detections` (pixels + score, NaN = missing);
+2. :func:`~components.detections.follow_person` picks one person per frame, in the detector's layout (its extra
+   joints give better boxes);
+3. :func:`~components.detections.convert_keypoints` converts the detector's layout to the model's
+   ``input_layout`` by joint name (joints the detector lacks are derived, e.g. the pelvis from the hips);
+4. :func:`~components.detections.fill_missing` interpolates missing or low-confidence joints over time;
+5. the pixels are screen-normalised with the video's own width and height.
+
+The videos form the ``test`` split, which ``predict_dataloader`` serves as whole sequences (every frame gets an
+output, edge-padded for the receptive field). There are no 3D labels, so ``fit``, ``validate`` and ``test``
+are refused. :attr:`DetectionsDataModule.videos` keeps what the prediction writer needs to write each video in
+pixels again: the filled pixel keypoints, the masks of filled joints and empty frames, the followed person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from components.camera import normalize_screen_coordinates
+from components.detections import convert_keypoints, fill_missing, follow_person
+from components.skeleton import Skeleton, layout
+from datamodules.base import PoseDataModule
+from datamodules.detection_files import Detections, read_detections
+from datamodules.sequence import PoseSequence
+
+PREDICT_SPLIT = "test"  # the split PoseDataModule.predict_dataloader serves
+ACTION = "video"  # the one "action" of every video (evaluation protocols group sequences by action)
+FEATURES = (2, 3)
+
+
+@dataclass(frozen=True)
+class VideoTrack:
+    """One video's followed person, ready to lift and to write back in pixels.
+
+    Attributes:
+        name: the video's name (from the file; also the sequence's ``subject``).
+        keypoints: ``(F, J_in, 3)`` float32 ``[x, y, score]`` in pixels, input layout, every x, y filled;
+            score 0 where the detector gave none.
+        filled: ``(F, J_in)`` bool, True where x, y were interpolated or held (missing or below ``min_score``).
+        empty_frames: ``(F,)`` bool, True where the followed person had no usable joint (nobody detected).
+        person: ``(F,)`` int64 index of the followed person among the frame's detections in the reader's order
+            (COCO JSON: by descending score; OpenPose: the file's order), -1 where nobody.
+        width, height: frame size in pixels.
+        fps: frames per second.
+    """
+
+    name: str
+    keypoints: np.ndarray
+    filled: np.ndarray
+    empty_frames: np.ndarray
+    person: np.ndarray
+    width: float
+    height: float
+    fps: float
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+class DetectionsDataModule(PoseDataModule):
+    """Lift users' 2D detection files with any trained lifter (``poselift predict``).
+
+    Args:
+        path: a detection file or OpenPose folder (formats: ``datamodules/detection_files.py``).
+        format: ``auto`` (by suffix; a folder is OpenPose) or one of ``videopose3d``, ``coco_json``, ``openpose``,
+            ``npy``, ``csv``.
+        source_layout: the file's joint layout; required for ``npy``/``csv``, defaults to ``coco`` (COCO JSON)
+            and ``openpose_body25`` (OpenPose), read from the metadata of VideoPose3D ``.npz``.
+        width, height: frame size in pixels where the file does not give it (all formats but VideoPose3D).
+        input_layout: the model's 2D layout (linked to the model by the CLI); the file is converted to it.
+        output_layout: the model's 3D layout (linked to the model by the CLI).
+        min_score: joints scored below this are treated as missing and interpolated.
+        fps: frames per second of the videos (written with the outputs, used for animations).
+        features: 2D features per joint the lifter takes: 2 (x, y) or 3 (x, y, score).
+        min_iou, reacquire_after: person following (:func:`components.detections.follow_person`).
+        **window_options: batching options of :class:`datamodules.base.PoseDataModule` (``receptive_field`` and
+            ``causal`` are linked from the model; ``eval_chunk_length`` bounds memory on very long videos).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        format: str = "auto",
+        source_layout: str | None = None,
+        width: float | None = None,
+        height: float | None = None,
+        input_layout: str = "h36m",
+        output_layout: str = "h36m",
+        min_score: float = 0.0,
+        fps: float = 50.0,
+        features: int = 2,
+        min_iou: float = 0.1,
+        reacquire_after: int = 10,
+        **window_options,
+    ) -> None:
+        super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
+        if features not in FEATURES:
+            raise ValueError(f"features must be 2 (x, y) or 3 (x, y, score), got {features}")
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        for name, value in (("width", width), ("height", height)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+        self.path, self.format, self.source_layout = str(path), format, source_layout
+        self.width, self.height = width, height
+        self.min_score, self.fps, self.features = min_score, fps, features
+        self.min_iou, self.reacquire_after = min_iou, reacquire_after
+        self.videos: list[VideoTrack] = []
+
+    # -- loading -------------------------------------------------------------------------------------------------
+    def load_sequences(self) -> dict[str, list[PoseSequence]]:
+        found = read_detections(self.path, self.format, self.source_layout, self.width, self.height)
+        if not found:
+            raise ValueError(f"{self.path}: no video in the detection file")
+        self.videos = [self._track(detections) for detections in found]
+        return {PREDICT_SPLIT: [self._sequence(video) for video in self.videos]}
+
+    def _track(self, detections: Detections) -> VideoTrack:
+        """Follow, convert and fill one video's detections (see the module docstring)."""
+        where = f"{self.path}: video {detections.name!r}"
+        if detections.width is None or detections.height is None:
+            raise ValueError(
+                f"{where}: the file gives no frame size (only VideoPose3D .npz metadata does); pass the video's "
+                "width and height in pixels (--data.init_args.width 1920 --data.init_args.height 1080)"
+            )
+        if len(detections.keypoints) == 0:
+            raise ValueError(f"{where}: no frames")
+        track, person = follow_person(detections.keypoints, self.min_iou, self.reacquire_after)
+        if (person < 0).all():
+            raise ValueError(f"{where}: nobody is detected in any of its {len(person)} frames")
+        converted = _convert(track, detections.skeleton, self.input_skeleton, where)
+        try:
+            filled = fill_missing(converted, self.input_skeleton, self.min_score)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        return VideoTrack(
+            name=detections.name,
+            keypoints=filled.keypoints.astype(np.float32),
+            filled=filled.filled,
+            empty_frames=filled.empty_frames,
+            person=person,
+            width=float(detections.width),
+            height=float(detections.height),
+            fps=float(self.fps),
+        )
+
+    def _sequence(self, video: VideoTrack) -> PoseSequence:
+        """``(F, J_in, features)`` screen-normalised 2D (and the score as third feature when asked)."""
+        screen = normalize_screen_coordinates(video.keypoints[..., :2], video.width, video.height)
+        keypoints = np.concatenate([screen, video.keypoints[..., 2:]], -1)[..., : self.features]
+        return PoseSequence(
+            subject=video.name, action=ACTION, camera="0", keypoints_2d=keypoints.astype(np.float32), fps=video.fps
+        )
+
+    # -- there are no labels: only predict ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", "validate", "test"):
+            raise ValueError(self._unlabeled_reason(stage))
+        super().setup(stage)
+
+    def require_split(self, split: str) -> None:
+        if split != PREDICT_SPLIT:
+            raise ValueError(self._unlabeled_reason(split))
+        super().require_split(split)
+
+    def _unlabeled_reason(self, what: str) -> str:
+        return (
+            f"DetectionsDataModule ({self.path}) holds unlabeled 2D detections for `poselift predict` only; "
+            f"{what!r} needs 3D labels: use the training data's config (e.g. the run's config.yaml) instead"
+        )
+
+    def train_dataloader(self):
+        raise ValueError(self._unlabeled_reason("fit"))
+
+    def val_dataloader(self):
+        raise ValueError(self._unlabeled_reason("validate"))
+
+    def test_dataloader(self):
+        raise ValueError(self._unlabeled_reason("test"))
+
+    def empty_split_reason(self, split: str) -> str:
+        return f"{self.path}: no video to lift (split {split!r} is empty)"
+
+
+def _convert(track: np.ndarray, source: Skeleton, target: Skeleton, where: str) -> np.ndarray:
+    """``(F, J_source, 3)`` -> ``(F, J_target, 3)`` by joint name, with an error naming the video."""
+    try:
+        return convert_keypoints(track, source, target)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
