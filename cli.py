@@ -4,13 +4,20 @@ Training and evaluation (LightningCLI; compose several ``-c`` files, later ones 
 
     poselift fit -c configs/experiments/quickstart.yaml
     poselift test -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt
-    poselift validate / predict ...
+    poselift validate ...
+
+Lifting your own 2D detections (one command; docs/inference.md)::
+
+    poselift predict -c RUN/config.yaml -c configs/predict/detections.yaml --ckpt_path RUN/checkpoints/best.ckpt
+        --data.init_args.path my_video.json --data.init_args.width 1920 --data.init_args.height 1080
+        --trainer.default_root_dir out/
 
 Tools::
 
     poselift synthesize --out DIR --size default [--dataset h36m|3dhp]
     poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
     poselift retrieval -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt [--baseline_ckpt SUPERVISED.ckpt]
+    poselift export --ckpt_path RUN/checkpoints/best.ckpt --format onnx|torchscript --out PATH [--frames N]
 
 ``fit`` ends by testing its best checkpoint in the same process, so one command prints the protocol table.
 Joint counts and layouts flow from the data to the model, the receptive field from the model to the data; no
@@ -64,6 +71,93 @@ class PoseliftCLI(LightningCLI):
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
         parser.link_arguments("model.multiview_batches", "data.init_args.multiview", apply_on="instantiate")
+
+    # -- bad input fails before the trainer writes anything (run folder, config.yaml, events, checkpoints) ------
+    def before_fit(self) -> None:
+        self.check_inputs()
+
+    def before_validate(self) -> None:
+        self.check_inputs()
+
+    def before_test(self) -> None:
+        self.check_inputs()
+
+    def before_predict(self) -> None:
+        self.check_inputs()
+
+    def check_inputs(self) -> None:
+        """The run folders must be writable, a checkpoint given by path must fit the model, and the data must
+        load (the readers raise on bad files here; the trainer's own ``setup`` then reuses what they read)."""
+        trainer = self.trainer
+        folders = [logger.save_dir for logger in trainer.loggers if getattr(logger, "save_dir", None)]
+        folders += [callback.dirpath for callback in trainer.checkpoint_callbacks if callback.dirpath]
+        for folder in folders or [trainer.default_root_dir]:
+            self.check_writable(str(folder))
+        self.check_checkpoint(self.config_init[self.subcommand])
+        if self.datamodule is not None:
+            self.datamodule.setup(self.subcommand)
+            for split in self.needed_splits():
+                self.datamodule.require_split(split)
+
+    def needed_splits(self) -> list[str]:
+        """The data splits this subcommand reads (``fit`` trains, validates unless disabled, then tests)."""
+        trainer, subcommand = self.trainer, self.subcommand
+        splits = {"fit": ["train"], "validate": [], "test": ["test"], "predict": ["test"]}.get(subcommand, [])
+        if subcommand in ("fit", "validate") and trainer.limit_val_batches:
+            splits.append("val")
+        if subcommand == "fit" and not trainer.fast_dev_run:
+            splits.append("test")  # after_fit tests the best checkpoint
+        return splits
+
+    @staticmethod
+    def check_writable(folder: str) -> None:
+        """Raise naming ``folder`` unless it is, or could be created as, a writable folder; creates nothing."""
+        import os
+
+        if "://" in folder:  # remote storage: left to fsspec
+            return
+        path = Path(folder).absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(f"run folder {folder}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(f"run folder {folder}: {existing} is not writable")
+
+    def check_checkpoint(self, options) -> None:
+        """Compare a ``--ckpt_path`` file with the model before the trainer starts (memory-mapped, so cheap;
+        Lightning reads it again to restore). ``best``/``last`` and remote paths are left to Lightning."""
+        import torch
+
+        path = options.get("ckpt_path")
+        if not path or path in ("best", "last", "hpc", "registry") or "://" in str(path):
+            return
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {path}: file not found")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=options.get("weights_only"))
+        except Exception as error:  # torch reports damaged archives with several exception types
+            raise self.unreadable_checkpoint(path, error) from error
+        try:
+            self.model.on_load_checkpoint(checkpoint)
+        except ValueError as error:
+            raise ValueError(f"--ckpt_path {path}: {error}") from error
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads the hyper-parameters of ``--ckpt_path`` while parsing: name the file it cannot read."""
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:  # torch reports damaged archives with several exception types
+            raise self.unreadable_checkpoint(self.config[self.config.subcommand].get("ckpt_path"), error) from error
+
+    @staticmethod
+    def unreadable_checkpoint(path, error: Exception) -> ValueError:
+        """The error for a damaged checkpoint: torch's first line, unless the file is no zip archive at all (then
+        torch's unpickling complaint about ``weights_only`` would mislead)."""
+        with open(path, "rb") as handle:
+            zipped = handle.read(4) == b"PK\x03\x04"
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        reason = reason if zipped else "no zip signature: not a file written by torch.save"
+        return ValueError(f"--ckpt_path {path}: cannot read as a Lightning checkpoint ({reason})")
 
     def after_fit(self) -> None:
         """Test the best checkpoint (or the final weights when none was kept) in the same process."""
@@ -197,10 +291,38 @@ def retrieval(argv: Sequence[str]) -> int:
     return 0
 
 
+def export(argv: Sequence[str]) -> int:
+    from lightning_modules.export import FORMATS, export_lifter, load_lifting_module
+
+    parser = argparse.ArgumentParser(prog="poselift export", description=TOOLS["export"].help)
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint of any regime (e.g. RUN/checkpoints/best.ckpt)")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="onnx (onnxruntime etc.) or torchscript")
+    parser.add_argument("--out", required=True, help="file to write, e.g. lifter.onnx or lifter.pt")
+    parser.add_argument("--frames", type=int, help="fix the input frame axis to N frames (default: dynamic)")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
+    )
+    options = parser.parse_args(argv)
+    lifter = load_lifting_module(options.ckpt_path, options.trust_pickle).lifter
+    try:
+        export_lifter(lifter, options.out, options.format, options.frames)
+    except ImportError as error:  # the optional export dependencies
+        raise RuntimeError(str(error)) from None
+    rf = lifter.receptive_field
+    frames = f"T>={rf}" if options.frames is None else f"T={options.frames}"
+    print(
+        f"wrote {options.out} ({options.format}): {type(lifter).__name__}, receptive field {rf}, causal "
+        f"{bool(getattr(lifter, 'causal', False))}; 2D (batch, {frames}, {lifter.num_joints_in}, "
+        f"{getattr(lifter, 'in_features', 2)}) -> 3D (batch, T-{rf - 1}, {lifter.num_joints_out}, 3)"
+    )
+    return 0
+
+
 TOOLS = {
     "retrieval": Tool("cross-view pose retrieval of a model's embedding against 2D and 3D baselines", retrieval),
     "synthesize": Tool("write a synthetic dataset in the real formats (Human3.6M npz, MPI-INF-3DHP mat)", synthesize),
     "import-videopose3d": Tool("convert a VideoPose3D checkpoint into a poselift checkpoint", import_videopose3d),
+    "export": Tool("export a checkpoint's lifter to ONNX or TorchScript for deployment", export),
 }
 
 
@@ -216,16 +338,29 @@ def quiet_known_noise() -> None:
 
 
 def main(args: Sequence[str] | None = None) -> int:
+    """Run a subcommand; returns the exit status.
+
+    Bad input (``OSError``, ``KeyError``, ``ValueError``, ``RuntimeError``, whose messages name the file, key,
+    shape or value) ends the command with ``poselift <subcommand>: error: <message>`` on stderr and status 2
+    instead of a traceback; ``POSELIFT_DEBUG=1`` re-raises it with the traceback (docs/errors.md).
+    """
+    import os
+
     argv = list(sys.argv[1:] if args is None else args)
     quiet_known_noise()
-    if argv and argv[0] in TOOLS:
-        try:
+    try:
+        if argv and argv[0] in TOOLS:
             return TOOLS[argv[0]].run(argv[1:])
-        except (OSError, KeyError, ValueError, RuntimeError) as error:
-            print(f"poselift {argv[0]}: error: {error}", file=sys.stderr)
-            return 2
-    lightning_main(None if args is None else argv)
-    return 0
+        lightning_main(None if args is None else argv)
+        return 0
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
+        if os.environ.get("POSELIFT_DEBUG", "0") not in ("", "0"):
+            raise
+        # str() of a KeyError is the repr of its argument (quoted, escaped); show the message itself
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        command = f"poselift {argv[0]}" if argv and not argv[0].startswith("-") else "poselift"
+        print(f"{command}: error: {message or type(error).__name__}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

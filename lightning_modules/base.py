@@ -10,10 +10,13 @@ root-relative camera-space poses in metres, exposes ``receptive_field`` and ``ca
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from torch import Tensor, nn
 
 from components.batch import PoseBatch
@@ -22,7 +25,7 @@ from components.geometry import flip_horizontal
 from components.report import ResultTable
 from components.skeleton import layout
 from lightning_modules.figures import pose_figure
-from lightning_modules.hparams import complete_specs
+from lightning_modules.hparams import complete_specs, init_args_of
 
 EVAL_STAGES = ("val", "test")
 
@@ -148,8 +151,9 @@ class LiftingModule(pl.LightningModule):
         self._log_stage("test")
         tables = self.result_tables("test")
         self.last_tables["test"] = tables
+        folder = self._report_folder()  # on every rank: Trainer.log_dir is a collective under DDP
         if self.trainer.is_global_zero:
-            self._report(tables)
+            self._report(tables, folder)
         self.metrics["test"].reset()
 
     def _log_stage(self, stage: str) -> dict[str, float]:
@@ -165,8 +169,7 @@ class LiftingModule(pl.LightningModule):
         """The stage's protocol tables (see ``components.evaluation``)."""
         return self.metrics[stage].tables(stage)
 
-    def _report(self, tables: list[ResultTable]) -> None:
-        folder = self._report_folder()
+    def _report(self, tables: list[ResultTable], folder: Path | None) -> None:
         for table in tables:
             print(table.format(), flush=True)
         if folder is not None:
@@ -193,6 +196,79 @@ class LiftingModule(pl.LightningModule):
             checkpoint.get("hyper_parameters", {}), {"lifter": self.lifter, "trajectory_model": self.trajectory_model}
         )
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """Reseed torch's global generator from ``(seed, rank, epoch, batch)`` when a seed is set.
+
+        Dropout and other random draws of a step then depend on the step alone, not on how many draws came
+        before it (data loaders draw too, at times that differ between a fresh and a resumed fit), so a fit
+        resumed from ``last.ckpt`` continues exactly as the uninterrupted run would: a Lightning checkpoint
+        holds no generator state. The data samplers seed per epoch already.
+        """
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if seed is not None:
+            step = (self.current_epoch * 1_000_003 + batch_idx) * 1024 + self.global_rank
+            torch.manual_seed(int(seed) + step)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse weights of another architecture by naming what differs, before Lightning's strict load (whose
+        size-mismatch list names tensors, not the widths or joint counts that caused it)."""
+        differences = architecture_differences(checkpoint, self)
+        if differences:
+            source = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+            raise ValueError(
+                f"checkpoint {source or ''}".strip()
+                + " was trained with another architecture than the configured model: "
+                + "; ".join(differences)
+                + " (configure the model as it was trained, e.g. test with the run's config.yaml)"
+            )
+
     def on_fit_start(self) -> None:
         if self.logger is not None and hasattr(self.logger, "log_hyperparams"):
             self.logger.log_hyperparams(self.hparams, {"hp/val_p1_mm": float("nan")})
+
+
+def architecture_differences(checkpoint: dict, module: nn.Module, shown: int = 3) -> list[str]:
+    """Why ``checkpoint["state_dict"]`` cannot load into ``module``; empty when every tensor fits.
+
+    Names the networks' differing constructor arguments (``lifter.channels: checkpoint 64, model 32``) and the
+    tensors one side lacks, counted per network; only when neither explains it, up to ``shown`` tensors whose
+    shapes differ.
+    """
+    saved, current = checkpoint.get("state_dict", {}), module.state_dict()
+    shapes = [
+        f"{key}: checkpoint {tuple(saved[key].shape)}, model {tuple(value.shape)}"
+        for key, value in current.items()
+        if key in saved and tuple(saved[key].shape) != tuple(value.shape)
+    ]
+    # tensors one side lacks, counted per network (``lifter``, ``trajectory_model``, ...)
+    unmatched = {
+        "model": Counter(key.split(".")[0] for key in current.keys() - saved.keys()),
+        "checkpoint": Counter(key.split(".")[0] for key in saved.keys() - current.keys()),
+    }
+    if not (shapes or unmatched["model"] or unmatched["checkpoint"]):
+        return []
+    differences = _init_arg_differences(checkpoint.get("hyper_parameters", {}), module)
+    differences += [
+        f"{name}: {count} tensors in the {side} only"
+        for side, counts in unmatched.items()
+        for name, count in sorted(counts.items())
+    ]
+    if shapes and not differences:
+        differences = shapes[:shown] + ([f"{len(shapes) - shown} more tensors"] if len(shapes) > shown else [])
+    return differences
+
+
+def _init_arg_differences(hyper_parameters: dict, module: nn.Module) -> list[str]:
+    """``network.arg: checkpoint X, model Y`` for the plain constructor arguments of every saved network spec."""
+    plain = (bool, int, float, str, list, type(None))
+    differences = []
+    for name, spec in sorted(hyper_parameters.items()):
+        network = getattr(module, name, None)
+        if not (isinstance(spec, dict) and "init_args" in spec and isinstance(network, nn.Module)):
+            continue
+        live = init_args_of(network)
+        for arg, value in sorted(spec["init_args"].items()):
+            mine = live.get(arg)
+            if arg in live and isinstance(value, plain) and isinstance(mine, plain) and value != mine:
+                differences.append(f"{name}.{arg}: checkpoint {value}, model {mine}")
+    return differences
