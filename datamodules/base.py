@@ -7,6 +7,7 @@ generated or converted first). Everything about windows, flipping, shuffling and
 
 from __future__ import annotations
 
+import ctypes
 from abc import ABC, abstractmethod
 from dataclasses import replace
 
@@ -32,6 +33,19 @@ from datamodules.windows import (
 )
 
 SPLITS = ("train", "val", "test", "unlabeled")
+
+
+def release_freed_memory() -> None:
+    """Return heap pages freed by Python objects to the operating system (glibc ``malloc_trim``).
+
+    glibc keeps freed small and medium blocks (a reader's per-recording arrays) in its heap, so after they are
+    dropped they would still count as resident memory beside the contiguous stores, which are new mappings.
+    A no-op where the C library is not glibc.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class PoseDataModule(pl.LightningDataModule, ABC):
@@ -129,11 +143,26 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     def setup(self, stage: str | None = None) -> None:
         if not self.sequences:
             self.sequences = {split: list(seqs) for split, seqs in self.load_sequences().items() if seqs}
-        for split, sequences in self.sequences.items():
-            if split not in self.stores:
-                self.stores[split] = self._build_store(sequences, self.flip_augment and split in ("train", "unlabeled"))
+            release_freed_memory()  # the files' arrays, dropped by the reader
+        self._build_stores()
         if self.multiview and "multiview" not in self.stores:
             self._setup_multiview()
+
+    def _build_stores(self) -> None:
+        """A store for every split without one; afterwards the split's sequences are views of its store.
+
+        Their own arrays are then freed, so each split is held in memory once. Splits of the very same
+        sequences (Human3.6M's default val and test) share one store.
+        """
+        built: dict[tuple, tuple[SequenceStore, list[PoseSequence]]] = {}
+        for split in [split for split in self.sequences if split not in self.stores]:
+            flip = self.flip_augment and split in ("train", "unlabeled")
+            key = (flip, *map(id, self.sequences[split]))
+            if key not in built:
+                store = self._build_store(self.sequences[split], flip)
+                built[key] = store, store.sequence_views(self.sequences[split])
+            self.stores[split], self.sequences[split] = built[key][0], list(built[key][1])
+            release_freed_memory()  # no local name holds the replaced sequences
 
     def _build_store(
         self, sequences: list[PoseSequence], flip: bool, recording_ids: list[int] | None = None
@@ -166,6 +195,15 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             return torch.distributed.get_world_size(), torch.distributed.get_rank()
         return 1, 0
+
+    def require_split(self, split: str) -> None:
+        """Raise (after ``setup``) when ``split`` holds no sequence, with :meth:`empty_split_reason`."""
+        if split not in self.sequences:
+            raise ValueError(self.empty_split_reason(split))
+
+    def empty_split_reason(self, split: str) -> str:
+        """The message for an empty ``split``; readers override it to name their filters."""
+        return f"{type(self).__name__}: split {split!r} is empty (non-empty splits: {sorted(self.sequences)})"
 
     def _store(self, split: str) -> SequenceStore:
         if split not in self.stores:

@@ -31,19 +31,34 @@ from datamodules.synthetic import ensure_synthetic_h36m
 FPS = 50.0
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
+NUM_CAMERAS = 4
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # an npz is a zip archive (the second: an empty one)
 
 
 def _load_pickled_dict(path: Path, key: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    with np.load(path, allow_pickle=True) as archive:
-        if key not in archive.files:
-            raise KeyError(f"{path}: missing key {key!r} (found {archive.files})")
-        value = archive[key]
+    with path.open("rb") as handle:  # checked first: np.load would try to unpickle any other bytes
+        if handle.read(4) not in ZIP_SIGNATURES:
+            raise ValueError(f"{path}: not a NumPy .npz archive (no zip signature); expected np.savez output")
+    try:
+        with np.load(path, allow_pickle=True) as archive:
+            found = archive.files
+            value = archive[key] if key in found else None
+    except Exception as error:  # damaged zip, deflate or pickle data fail with many exception types
+        raise ValueError(f"{path}: corrupt .npz archive, cannot read {key!r} ({_brief(error)})") from error
+    if value is None:
+        raise KeyError(f"{path}: missing key {key!r} (found {found})")
     value = value.item() if value.dtype == object and value.shape == () else value
     if not isinstance(value, dict):
         raise ValueError(f"{path}: {key!r} must be a pickled dict subject -> action -> array, got {type(value)}")
     return value
+
+
+def _brief(error: Exception, limit: int = 160) -> str:
+    """``Type: message`` cut to ``limit`` characters (a damaged pickle can echo kilobytes of bytes)."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
@@ -75,7 +90,7 @@ class Keypoints2D:
     skeleton: Skeleton
 
 
-def load_keypoints_2d(path: str | Path, num_cameras: int = 4) -> Keypoints2D:
+def load_keypoints_2d(path: str | Path, num_cameras: int = NUM_CAMERAS) -> Keypoints2D:
     """Read ``data_2d_h36m_<source>.npz`` and check it against its own metadata."""
     path = Path(path)
     positions = _load_pickled_dict(path, "positions_2d")
@@ -92,8 +107,21 @@ def load_keypoints_2d(path: str | Path, num_cameras: int = 4) -> Keypoints2D:
                     raise ValueError(
                         f"{where}[{camera}] has shape {view.shape}, expected (frames, {skeleton.num_joints}, 2 or 3)"
                     )
+                _check_finite(f"{where}[{camera}] (camera {camera})", view, skeleton)
             actions[action] = views
     return Keypoints2D(positions, skeleton)
+
+
+def _check_finite(where: str, view: np.ndarray, skeleton: Skeleton) -> None:
+    """Missing detections stored as NaN would poison every window that touches them: name the first one."""
+    missing = ~np.isfinite(view).all(axis=-1)  # (T, J)
+    if missing.any():
+        frame, joint = (int(i) for i in np.argwhere(missing)[0])
+        raise ValueError(
+            f"{where} holds NaN/inf 2D keypoints, first at frame {frame}, joint {joint} "
+            f"({skeleton.joint_names[joint]}); {int(missing.any(axis=1).sum())} of {len(view)} frames are affected. "
+            "Fill missing detections (e.g. interpolate or repeat the last position) before training"
+        )
 
 
 def _skeleton_from_metadata(path: Path, metadata: dict) -> Skeleton:
@@ -303,6 +331,8 @@ class Human36mDataModule(PoseDataModule):
             raise ValueError(f"subset must be in (0, 1], got {subset}")
         if downsample < 1:
             raise ValueError(f"downsample must be >= 1, got {downsample}")
+        if cameras is not None and not set(cameras) <= set(range(NUM_CAMERAS)):
+            raise ValueError(f"cameras {list(cameras)}: Human3.6M camera indices are 0-{NUM_CAMERAS - 1}")
         self.data_dir, self.source_2d = data_dir, source_2d
         self.split_subjects = {
             "train": tuple(train_subjects),
@@ -345,8 +375,9 @@ class Human36mDataModule(PoseDataModule):
                 f"{folder / f'data_2d_h36m_{self.source_2d}.npz'}: layout {keypoints.skeleton.name!r}, "
                 f"but input_layout is {self.input_skeleton.name!r}"
             )
+        self._check_action_filter(keypoints, folder / f"data_2d_h36m_{self.source_2d}.npz")
         positions_3d = load_positions_3d(folder / "data_3d_h36m.npz")
-        splits = {}
+        splits, built = {}, []
         for split, subjects in self.split_subjects.items():
             recordings = self.recordings if split == "train" else replace(self.recordings, subset=1.0)
             labeled = split != "unlabeled"
@@ -356,7 +387,41 @@ class Human36mDataModule(PoseDataModule):
                 splits[split] = build_sequences(
                     keypoints, positions_3d, rest, complement, self.output_skeleton, self.source_2d, drop_3d=True
                 )
-            splits[split] = splits.get(split, []) + build_sequences(
-                keypoints, positions_3d if labeled else None, subjects, recordings, self.output_skeleton, self.source_2d
-            )
+            # The default val and test splits name the same subjects: convert them once and share the
+            # sequences (the DataModule then builds one store for both). Looked up by equality: the filter's
+            # action list may be an unhashable list.
+            request = (tuple(subjects), recordings, labeled)
+            sequences = next((done for key, done in built if key == request), None)
+            if sequences is None:
+                sequences = build_sequences(
+                    keypoints,
+                    positions_3d if labeled else None,
+                    subjects,
+                    recordings,
+                    self.output_skeleton,
+                    self.source_2d,
+                )
+                built.append((request, sequences))
+            splits[split] = splits.get(split, []) + sequences
         return splits
+
+    def _check_action_filter(self, keypoints: Keypoints2D, path: Path) -> None:
+        """Every ``actions`` prefix must select something: a typo would otherwise just shrink the data."""
+        if self.recordings.actions is None:
+            return
+        names = {action for actions in keypoints.positions.values() for action in actions}
+        unknown = [prefix for prefix in self.recordings.actions if not any(n.startswith(prefix) for n in names)]
+        if unknown:
+            available = sorted({name.split(" ")[0] for name in names})
+            raise KeyError(f"{path}: actions {unknown} match no action (prefix match); available: {available}")
+
+    def empty_split_reason(self, split: str) -> str:
+        """Why ``split`` holds no sequence: its subjects and the filters that removed every recording."""
+        subjects = list(self.split_subjects.get(split, ()))
+        if not subjects:
+            return f"split {split!r} is empty: no {split}_subjects are configured"
+        recordings = self.recordings
+        return (
+            f"split {split!r} is empty after filters: subjects {subjects} have no recording left with "
+            f"actions={recordings.actions}, cameras={recordings.cameras}, subset={recordings.subset}"
+        )

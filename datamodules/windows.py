@@ -22,7 +22,6 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.batch import PoseBatch
 from components.camera import flip_intrinsics
-from components.geometry import flip_horizontal
 from components.skeleton import Skeleton
 from datamodules.sequence import PoseSequence
 
@@ -93,6 +92,41 @@ def _stack(arrays: Sequence[np.ndarray]) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.concatenate(arrays), dtype=np.float32))
 
 
+def _filled(
+    arrays: Sequence[np.ndarray], offsets: np.ndarray, rows: int, copies: int, pads: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """``arrays`` ``(T_i, ...)`` written at ``offsets`` into one new ``(copies * rows, ...)`` float32 array.
+
+    Each array is edge-padded by ``pads`` (frames before, after) in place: preallocating and filling keeps the
+    peak at the final size, where ``np.pad`` + ``np.concatenate`` held two or three copies of a split at once.
+    The rows of the copies after the first are left for :func:`_mirror_into`. One loop step per sequence.
+    """
+    before, after = pads
+    out = np.empty((copies * rows, *arrays[0].shape[1:]), dtype=np.float32)
+    for offset, array in zip(offsets.tolist(), arrays, strict=True):
+        start, end = offset + before, offset + before + len(array)
+        out[start:end] = array
+        out[offset:start] = out[start]
+        out[end : end + after] = out[end - 1]
+    return out
+
+
+def _mirror_into(source: np.ndarray, permutation: Sequence[int], out: np.ndarray) -> None:
+    """``out[:] = source`` mirrored left-right (``(N, joints, C)``: joints permuted, x negated), in place.
+
+    The same values as :func:`components.geometry.flip_horizontal` without its full-size temporaries.
+    """
+    np.take(source, permutation, axis=1, out=out, mode="clip")  # "clip" writes straight into out, unbuffered
+    np.negative(out[..., 0], out=out[..., 0])
+
+
+def _same_trailing_shape(arrays: Sequence[np.ndarray], what: str) -> tuple[int, ...]:
+    shapes = {array.shape[1:] for array in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"{what} of one split must share their joint and feature axes, got {sorted(shapes)}")
+    return shapes.pop()
+
+
 class SequenceStore:
     """The sequences of one split in contiguous tensors, ready for vectorised gathers.
 
@@ -140,16 +174,17 @@ class SequenceStore:
         return len(self.lengths)
 
     def _build_keypoints(self, sequences: Sequence[PoseSequence], skeleton: Skeleton) -> None:
-        pads = ((self.timing.pad_before, self.timing.pad_after), (0, 0), (0, 0))
-        padded = np.concatenate([np.pad(s.keypoints_2d, pads, mode="edge") for s in sequences])
-        if padded.shape[1] != skeleton.num_joints:
-            raise ValueError(
-                f"2D keypoints have {padded.shape[1]} joints, layout {skeleton.name!r} has {len(skeleton)}"
-            )
-        self.padded_offsets = torch.from_numpy(_offsets(self.lengths.numpy() + self.timing.receptive_field - 1))
-        self.padded_size = len(padded)
-        copies = [padded, flip_horizontal(padded, skeleton)] if self.flip else [padded]
-        self.keypoints = _stack(copies)
+        arrays = [s.keypoints_2d for s in sequences]
+        joints = _same_trailing_shape(arrays, "2D keypoints")[0]
+        if joints != skeleton.num_joints:
+            raise ValueError(f"2D keypoints have {joints} joints, layout {skeleton.name!r} has {len(skeleton)}")
+        padded_lengths = self.lengths.numpy() + self.timing.receptive_field - 1
+        self.padded_offsets = torch.from_numpy(_offsets(padded_lengths))
+        self.padded_size = int(padded_lengths.sum())
+        pads = (self.timing.pad_before, self.timing.pad_after)
+        keypoints = _filled(arrays, self.padded_offsets.numpy(), self.padded_size, self.copies, pads)
+        self._mirror(keypoints, self.padded_size, skeleton.flip_permutation)
+        self.keypoints = torch.from_numpy(keypoints)
 
     def _build_targets(self, sequences: Sequence[PoseSequence], skeleton: Skeleton) -> None:
         self.offsets = torch.from_numpy(_offsets(self.lengths.numpy()))
@@ -157,13 +192,40 @@ class SequenceStore:
         if not self.labeled:
             self.poses_3d = self.trajectory = None
             return
-        poses = np.concatenate([s.poses_3d for s in sequences])
-        trajectory = np.concatenate([s.trajectory for s in sequences])
-        if poses.shape[1] != skeleton.num_joints:
-            raise ValueError(f"3D poses have {poses.shape[1]} joints, layout {skeleton.name!r} has {len(skeleton)}")
-        self.poses_3d = _stack([poses, flip_horizontal(poses, skeleton)] if self.flip else [poses])
-        mirrored = trajectory * np.asarray([-1.0, 1.0, 1.0], dtype=trajectory.dtype)
-        self.trajectory = _stack([trajectory, mirrored] if self.flip else [trajectory])
+        poses = [s.poses_3d for s in sequences]
+        joints = _same_trailing_shape(poses, "3D poses")[0]
+        if joints != skeleton.num_joints:
+            raise ValueError(f"3D poses have {joints} joints, layout {skeleton.name!r} has {len(skeleton)}")
+        poses = _filled(poses, self.offsets.numpy(), self.size, self.copies)
+        self._mirror(poses, self.size, skeleton.flip_permutation)
+        self.poses_3d = torch.from_numpy(poses)
+        trajectory = _filled([s.trajectory for s in sequences], self.offsets.numpy(), self.size, self.copies)
+        self._mirror(trajectory, self.size, (0,))  # the root has no partner: only x changes sign
+        self.trajectory = torch.from_numpy(trajectory)
+
+    def _mirror(self, array: np.ndarray, rows: int, permutation: Sequence[int]) -> None:
+        """With flip, fill ``array[rows:]`` with the mirror of ``array[:rows]``."""
+        if self.flip:
+            _mirror_into(array[:rows], permutation, out=array[rows:])
+
+    def sequence_views(self, sequences: Sequence[PoseSequence]) -> list[PoseSequence]:
+        """``sequences`` (the ones this store was built from) with 2D and 3D arrays that are views of this
+        store's unmirrored rows, padding left out: the same float32 values without a second copy.
+
+        Once the caller drops the originals, the split is held in memory once. The views share memory with
+        the store (writing into them changes the training data), and stay writable because consumers such as
+        ``lightning_modules.retrieval`` wrap them with ``torch.from_numpy``, which warns on read-only arrays.
+        """
+        keypoints = self.keypoints.numpy()
+        starts, frames = (self.padded_offsets + self.timing.pad_before).tolist(), self.offsets.tolist()
+        views = []
+        for sequence, start, frame, length in zip(sequences, starts, frames, self.lengths.tolist(), strict=True):
+            arrays = {"keypoints_2d": keypoints[start : start + length]}
+            if self.labeled:
+                arrays["poses_3d"] = self.poses_3d.numpy()[frame : frame + length]
+                arrays["trajectory"] = self.trajectory.numpy()[frame : frame + length]
+            views.append(replace(sequence, **arrays))
+        return views
 
     def _build_intrinsics(self, sequences: Sequence[PoseSequence]) -> None:
         known = {s.intrinsics is not None for s in sequences}

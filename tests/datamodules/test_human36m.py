@@ -146,6 +146,19 @@ def test_datamodule_splits_and_unlabeled_subjects(dataset):
     assert sorted(set(names)) == ["Greeting", "Walking"]
 
 
+def test_identical_val_and_test_share_one_store_and_the_sequences_are_its_views(dataset):
+    data = Human36mDataModule(data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"])
+    data.setup("fit")
+    assert data.stores["val"] is data.stores["test"] and data.stores["train"] is not data.stores["val"]
+    for split in ("train", "val", "test"):
+        store = data.stores[split]
+        assert all(np.shares_memory(s.keypoints_2d, store.keypoints.numpy()) for s in data.sequences[split])
+        assert all(np.shares_memory(s.poses_3d, store.poses_3d.numpy()) for s in data.sequences[split])
+    other = Human36mDataModule(data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S1"])
+    other.setup("fit")
+    assert other.stores["val"] is not other.stores["test"]
+
+
 def test_unlabeled_rest_of_a_partly_labeled_subject(dataset):
     data = Human36mDataModule(
         data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"],

@@ -88,6 +88,32 @@ def test_flipped_windows_mirror_everything():
     assert mirrored.flipped.tolist() == [True]
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_preallocated_store_equals_padded_concatenation_and_mirror(causal):
+    sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 1, 12])]
+    timing = WindowTiming(5, causal)
+    store = SequenceStore(sequences, timing, H36M_17, H36M_17, True, [0, 1, 2], [0, 1, 2])
+    pads = ((timing.pad_before, timing.pad_after), (0, 0), (0, 0))
+    padded = np.concatenate([np.pad(s.keypoints_2d, pads, mode="edge") for s in sequences])
+    poses = np.concatenate([s.poses_3d for s in sequences])
+    trajectory = np.concatenate([s.trajectory for s in sequences])
+    assert np.array_equal(store.keypoints.numpy(), np.concatenate([padded, flip_horizontal(padded, H36M_17)]))
+    assert np.array_equal(store.poses_3d.numpy(), np.concatenate([poses, flip_horizontal(poses, H36M_17)]))
+    assert np.array_equal(store.trajectory.numpy(), np.concatenate([trajectory, trajectory * [-1, 1, 1]]))
+    assert store.keypoints.dtype == store.poses_3d.dtype == torch.float32
+
+
+def test_sequence_views_share_the_store_and_keep_the_values():
+    sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 12])]
+    store = SequenceStore(sequences, WindowTiming(5), H36M_17, H36M_17, True, [0, 1], [0, 1])
+    for view, original in zip(store.sequence_views(sequences), sequences, strict=True):
+        assert (view.subject, view.action, len(view)) == (original.subject, original.action, len(original))
+        for name in ("keypoints_2d", "poses_3d", "trajectory"):
+            assert np.array_equal(getattr(view, name), getattr(original, name))
+        assert np.shares_memory(view.keypoints_2d, store.keypoints.numpy())
+        assert np.shares_memory(view.poses_3d, store.poses_3d.numpy())
+
+
 def test_training_windows_tile_sequences():
     store = make_store([10, 3, 8], receptive_field=3)
     windows = TrainingWindows(store, chunk_length=4)
