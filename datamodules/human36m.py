@@ -25,6 +25,7 @@ import torch
 from components.camera import CameraParameters, h36m_cameras, normalize_screen_coordinates, world_to_camera
 from components.skeleton import H36M_17, H36M_32, Skeleton, layout
 from datamodules.base import PoseDataModule
+from datamodules.file_checks import load_pickled_dict
 from datamodules.sequence import PoseSequence
 from datamodules.synthetic import ensure_synthetic_h36m
 
@@ -32,39 +33,12 @@ FPS = 50.0
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
 NUM_CAMERAS = 4
-ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # an npz is a zip archive (the second: an empty one)
-
-
-def _load_pickled_dict(path: Path, key: str) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    with path.open("rb") as handle:  # checked first: np.load would try to unpickle any other bytes
-        if handle.read(4) not in ZIP_SIGNATURES:
-            raise ValueError(f"{path}: not a NumPy .npz archive (no zip signature); expected np.savez output")
-    try:
-        with np.load(path, allow_pickle=True) as archive:
-            found = archive.files
-            value = archive[key] if key in found else None
-    except Exception as error:  # damaged zip, deflate or pickle data fail with many exception types
-        raise ValueError(f"{path}: corrupt .npz archive, cannot read {key!r} ({_brief(error)})") from error
-    if value is None:
-        raise KeyError(f"{path}: missing key {key!r} (found {found})")
-    value = value.item() if value.dtype == object and value.shape == () else value
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: {key!r} must be a pickled dict subject -> action -> array, got {type(value)}")
-    return value
-
-
-def _brief(error: Exception, limit: int = 160) -> str:
-    """``Type: message`` cut to ``limit`` characters (a damaged pickle can echo kilobytes of bytes)."""
-    text = f"{type(error).__name__}: {error}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """Read ``data_3d_h36m.npz``: subject -> action -> ``(T, 32, 3)`` float32 world positions in metres."""
     path = Path(path)
-    positions = _load_pickled_dict(path, "positions_3d")
+    positions = load_pickled_dict(path, "positions_3d", "subject -> action -> array")
     for subject, actions in positions.items():
         for action, array in actions.items():
             array = np.asarray(array)
@@ -93,8 +67,8 @@ class Keypoints2D:
 def load_keypoints_2d(path: str | Path, num_cameras: int = NUM_CAMERAS) -> Keypoints2D:
     """Read ``data_2d_h36m_<source>.npz`` and check it against its own metadata."""
     path = Path(path)
-    positions = _load_pickled_dict(path, "positions_2d")
-    metadata = _load_pickled_dict(path, "metadata")
+    positions = load_pickled_dict(path, "positions_2d", "subject -> action -> [array per camera]")
+    metadata = load_pickled_dict(path, "metadata", "of settings")
     skeleton = _skeleton_from_metadata(path, metadata)
     for subject, actions in positions.items():
         for action, views in actions.items():

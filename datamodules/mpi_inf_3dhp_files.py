@@ -19,6 +19,7 @@ import numpy as np
 
 from components.camera import CameraParameters
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28
+from datamodules.file_checks import brief, existing, load_pickled_dict
 
 # --------------------------------------------------------------------------- dataset facts (datasets.md B1-B5)
 
@@ -107,22 +108,8 @@ TEST_SET_FOLDER, TEST_ANNOTATIONS = "mpi_inf_3dhp_test_set", "annot_data.mat"
 """File and folder names of the released dataset (``S1/Seq1/annot.mat``, ``.../TS1/annot_data.mat``)."""
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # an npz is a zip archive (the second: an empty one)
 ANNOT_MAT_FIELDS = ("annot2", "annot3", "univ_annot3")
 TEST_ANNOT_FIELDS = ("annot2", "annot3", "univ_annot3", "valid_frame", "activity_annotation")
-
-
-def _existing(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    return path
-
-
-def _brief(error: Exception, limit: int = 160) -> str:
-    """``Type: message`` cut to ``limit`` characters (decoders of damaged files can echo long byte strings)."""
-    text = f"{type(error).__name__}: {error}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- annot.mat (training, MATLAB v5)
@@ -163,11 +150,11 @@ def load_annot_mat(path: str | Path, num_frames: int | None = None) -> AnnotMat:
     """
     from scipy.io import loadmat
 
-    path = _existing(path)
+    path = existing(path)
     try:
         mat = loadmat(path)
     except Exception as error:  # v7.3 files raise NotImplementedError; damaged ones OSError, ValueError, ...
-        raise ValueError(f"{path}: cannot read as a MATLAB v5 annot.mat ({_brief(error)})") from error
+        raise ValueError(f"{path}: cannot read as a MATLAB v5 annot.mat ({brief(error)})") from error
     for field in (*ANNOT_MAT_FIELDS, "frames", "cameras"):
         if field not in mat:
             found = sorted(k for k in mat if not k.startswith("__"))
@@ -271,11 +258,11 @@ def load_calibration(path: str | Path) -> list[SkeletoolCamera]:
     Raises:
         ValueError: naming the line and field that do not fit the layout.
     """
-    path = _existing(path)
+    path = existing(path)
     try:
         text = path.read_text()
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a Skeletool camera.calibration text file ({_brief(error)})") from None
+        raise ValueError(f"{path}: not a Skeletool camera.calibration text file ({brief(error)})") from None
     lines = [(number, line.split()) for number, line in enumerate(text.splitlines(), start=1)]
     lines = [(number, words) for number, words in lines if words]
     if not lines or lines[0][1][0].lower() != "skeletool":
@@ -372,7 +359,7 @@ def load_test_annotations(path: str | Path) -> TestAnnotations:
     """
     import h5py
 
-    path = _existing(path)
+    path = existing(path)
     if _hdf5_signature_offset(path) is None:
         with path.open("rb") as handle:
             header = handle.read(116).split(b"\x00")[0].decode("latin-1").strip()
@@ -391,7 +378,7 @@ def load_test_annotations(path: str | Path) -> TestAnnotations:
             valid = _test_column(path, "valid_frame", mat["valid_frame"][()], len(annot2)) != 0
             activity = _test_column(path, "activity_annotation", mat["activity_annotation"][()], len(annot2))
     except OSError as error:  # h5py's report of a truncated or damaged HDF5 file
-        raise ValueError(f"{path}: damaged MATLAB v7.3 (HDF5) annot_data.mat ({_brief(error)})") from error
+        raise ValueError(f"{path}: damaged MATLAB v7.3 (HDF5) annot_data.mat ({brief(error)})") from error
     for field, array in (("annot3", annot3), ("univ_annot3", univ_annot3)):
         if len(array) != len(annot2):
             raise ValueError(f"{path}: {field!r} has {len(array)} frames, 'annot2' has {len(annot2)}")
@@ -446,21 +433,8 @@ def load_preprocessed_npz(path: str | Path) -> dict[str, PreprocessedRecording |
 
     Joints are in the 17-joint ``MPI_INF_3DHP_17`` order.
     """
-    path = _existing(path)
-    with path.open("rb") as handle:  # checked first: np.load would try to unpickle any other bytes
-        if handle.read(4) not in ZIP_SIGNATURES:
-            raise ValueError(f"{path}: not a NumPy .npz archive (no zip signature); expected np.savez output")
-    try:
-        with np.load(path, allow_pickle=True) as archive:
-            found = archive.files
-            data = archive["data"] if "data" in found else None
-    except Exception as error:  # damaged zip, deflate or pickle data fail with many exception types
-        raise ValueError(f"{path}: corrupt .npz archive, cannot read 'data' ({_brief(error)})") from error
-    if data is None:
-        raise KeyError(f"{path}: missing key 'data' (found {found})")
-    data = data.item() if isinstance(data, np.ndarray) and data.dtype == object and data.ndim == 0 else data
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: 'data' must be a pickled dict sequence -> entry, got {type(data).__name__}")
+    path = existing(path)
+    data = load_pickled_dict(path, "data", "sequence -> entry")
     return {str(name): _preprocessed_entry(path, str(name), entry) for name, entry in data.items()}
 
 

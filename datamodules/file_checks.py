@@ -1,0 +1,52 @@
+"""Checks shared by the dataset readers: a file exists, a damaged file's error stays short, and one entry of an
+``.npz`` archive of pickled Python objects (the Human3.6M and preprocessed MPI-INF-3DHP files) is read safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # an npz is a zip archive (the second: an empty one)
+
+
+def existing(path: str | Path) -> Path:
+    """``path`` as a Path; FileNotFoundError naming it unless it is a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    return path
+
+
+def brief(error: Exception, limit: int = 160) -> str:
+    """``Type: message`` cut to ``limit`` characters (decoders of damaged files can echo long byte strings)."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_pickled_dict(path: str | Path, key: str, contents: str) -> dict:
+    """The dict pickled under ``key`` of the ``.npz`` file ``path``.
+
+    Args:
+        contents: what the dict maps, for the error when it is no dict (e.g. ``"subject -> action -> array"``).
+
+    Raises:
+        FileNotFoundError, KeyError (naming the keys found), ValueError (no zip archive, a damaged archive, or
+        no dict under ``key``).
+    """
+    path = existing(path)
+    with path.open("rb") as handle:  # checked first: np.load would try to unpickle any other bytes
+        if handle.read(4) not in ZIP_SIGNATURES:
+            raise ValueError(f"{path}: not a NumPy .npz archive (no zip signature); expected np.savez output")
+    try:
+        with np.load(path, allow_pickle=True) as archive:
+            found = archive.files
+            value = archive[key] if key in found else None
+    except Exception as error:  # damaged zip, deflate or pickle data fail with many exception types
+        raise ValueError(f"{path}: corrupt .npz archive, cannot read {key!r} ({brief(error)})") from error
+    if value is None:
+        raise KeyError(f"{path}: missing key {key!r} (found {found})")
+    value = value.item() if value.dtype == object and value.shape == () else value
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {key!r} must be a pickled dict {contents}, got {type(value).__name__}")
+    return value
