@@ -7,7 +7,6 @@ generated or converted first). Everything about windows, flipping, shuffling and
 
 from __future__ import annotations
 
-import ctypes
 from abc import ABC, abstractmethod
 from dataclasses import replace
 
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader
 from components.evaluation import ActionwiseProtocol, EvaluationProtocol
 from components.metrics import action_group
 from components.skeleton import Skeleton
+from datamodules.memory import release_freed_memory
 from datamodules.sequence import PoseSequence
 from datamodules.windows import (
     EvaluationChunks,
@@ -33,19 +33,6 @@ from datamodules.windows import (
 )
 
 SPLITS = ("train", "val", "test", "unlabeled")
-
-
-def release_freed_memory() -> None:
-    """Return heap pages freed by Python objects to the operating system (glibc ``malloc_trim``).
-
-    glibc keeps freed small and medium blocks (a reader's per-recording arrays) in its heap, so after they are
-    dropped they would still count as resident memory beside the contiguous stores, which are new mappings.
-    A no-op where the C library is not glibc.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PoseDataModule(pl.LightningDataModule, ABC):
@@ -151,21 +138,30 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     def _build_stores(self) -> None:
         """A store for every split without one; afterwards the split's sequences are views of its store.
 
-        Their own arrays are then freed, so each split is held in memory once. Splits of the very same
-        sequences (Human3.6M's default val and test) share one store.
+        Each store replaces its sequences by views while it fills (``consume``), so their own arrays are freed
+        progressively and each split ends up held in memory once. Splits of the very same sequences
+        (Human3.6M's default val and test) share one store, and one list while it fills: a second list would
+        keep the originals alive.
         """
-        built: dict[tuple, tuple[SequenceStore, list[PoseSequence]]] = {}
-        for split in [split for split in self.sequences if split not in self.stores]:
-            flip = self.flip_augment and split in ("train", "unlabeled")
-            key = (flip, *map(id, self.sequences[split]))
-            if key not in built:
-                store = self._build_store(self.sequences[split], flip)
-                built[key] = store, store.sequence_views(self.sequences[split])
-            self.stores[split], self.sequences[split] = built[key][0], list(built[key][1])
-            release_freed_memory()  # no local name holds the replaced sequences
+        pending = [split for split in self.sequences if split not in self.stores]
+        flips = {split: self.flip_augment and split in ("train", "unlabeled") for split in pending}
+        keys = {split: (flips[split], *map(id, self.sequences[split])) for split in pending}
+        built: dict[tuple, SequenceStore] = {}
+        for split in pending:
+            if keys[split] not in built:
+                sequences = self.sequences[split]
+                for sibling in [other for other in pending if keys[other] == keys[split]]:
+                    self.sequences[sibling] = sequences
+                built[keys[split]] = self._build_store(sequences, flips[split], consume=True)
+                release_freed_memory()  # the last originals, dropped since the fill's latest release
+            self.stores[split], self.sequences[split] = built[keys[split]], list(self.sequences[split])
 
     def _build_store(
-        self, sequences: list[PoseSequence], flip: bool, recording_ids: list[int] | None = None
+        self,
+        sequences: list[PoseSequence],
+        flip: bool,
+        recording_ids: list[int] | None = None,
+        consume: bool = False,
     ) -> SequenceStore:
         groups, subjects = self.action_groups, self.subjects
         return SequenceStore(
@@ -177,6 +173,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
             action_ids=[groups.index(action_group(s.action)) for s in sequences],
             subject_ids=[subjects.index(s.subject) for s in sequences],
             recording_ids=recording_ids,
+            consume=consume,
         )
 
     def _setup_multiview(self) -> None:

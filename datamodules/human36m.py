@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from components.camera import CameraParameters, h36m_cameras, normalize_screen_c
 from components.skeleton import H36M_17, H36M_32, Skeleton, layout
 from datamodules.base import PoseDataModule
 from datamodules.file_checks import load_pickled_dict
+from datamodules.memory import release_freed_memory
 from datamodules.sequence import PoseSequence
 from datamodules.synthetic import ensure_synthetic_h36m
 
@@ -351,33 +353,64 @@ class Human36mDataModule(PoseDataModule):
             )
         self._check_action_filter(keypoints, folder / f"data_2d_h36m_{self.source_2d}.npz")
         positions_3d = load_positions_3d(folder / "data_3d_h36m.npz")
-        splits, built = {}, []
+        plan = self._conversion_plan()
+        # The default val and test splits name the same subjects: convert them once and share the sequences
+        # (the DataModule then builds one store for both). Compared by equality: the filter's action list may
+        # be an unhashable list.
+        requests = []
+        for _, request in plan:
+            if request not in requests:
+                requests.append(request)
+        converted = self._convert(requests, keypoints, positions_3d)
+        splits: dict[str, list[PoseSequence]] = {}
+        for split, request in plan:
+            splits[split] = splits.get(split, []) + converted[requests.index(request)]
+        return splits
+
+    def _conversion_plan(self) -> list[tuple[str, tuple]]:
+        """``(split, (subjects, recordings, with_3d, drop_3d))`` for every conversion a split needs, in order.
+
+        The unlabeled split takes the unlabeled rest of labeled subjects (3D read for the frame count, then
+        dropped) followed by its wholly unlabeled subjects.
+        """
+        plan = []
         for split, subjects in self.split_subjects.items():
             recordings = self.recordings if split == "train" else replace(self.recordings, subset=1.0)
-            labeled = split != "unlabeled"
-            if not labeled:
-                subjects, rest = self._unlabeled_subjects()
-                complement = replace(self.recordings, complement=True)
-                splits[split] = build_sequences(
-                    keypoints, positions_3d, rest, complement, self.output_skeleton, self.source_2d, drop_3d=True
-                )
-            # The default val and test splits name the same subjects: convert them once and share the
-            # sequences (the DataModule then builds one store for both). Looked up by equality: the filter's
-            # action list may be an unhashable list.
-            request = (tuple(subjects), recordings, labeled)
-            sequences = next((done for key, done in built if key == request), None)
-            if sequences is None:
-                sequences = build_sequences(
+            if split != "unlabeled":
+                plan.append((split, (tuple(subjects), recordings, True, False)))
+                continue
+            whole, rest = self._unlabeled_subjects()
+            plan.append((split, (tuple(rest), replace(self.recordings, complement=True), True, True)))
+            plan.append((split, (tuple(whole), recordings, False, False)))
+        return plan
+
+    def _convert(self, requests: list[tuple], keypoints: Keypoints2D, positions_3d: dict) -> list[list[PoseSequence]]:
+        """The sequences of every request, converted subject by subject.
+
+        A subject's file arrays are popped from ``keypoints`` and ``positions_3d`` once no later request needs
+        them, so the raw data shrinks while the converted data grows instead of both being held whole.
+        """
+        uses = Counter(subject for subjects, *_ in requests for subject in subjects)
+        converted = []
+        for subjects, recordings, with_3d, drop_3d in requests:
+            sequences = []
+            for subject in subjects:
+                sequences += build_sequences(
                     keypoints,
-                    positions_3d if labeled else None,
-                    subjects,
+                    positions_3d if with_3d else None,
+                    [subject],
                     recordings,
                     self.output_skeleton,
                     self.source_2d,
+                    drop_3d=drop_3d,
                 )
-                built.append((request, sequences))
-            splits[split] = splits.get(split, []) + sequences
-        return splits
+                uses[subject] -= 1
+                if uses[subject] == 0:
+                    keypoints.positions.pop(subject, None)
+                    positions_3d.pop(subject, None)
+                    release_freed_memory()
+            converted.append(sequences)
+        return converted
 
     def _check_action_filter(self, keypoints: Keypoints2D, path: Path) -> None:
         """Every ``actions`` prefix must select something: a typo would otherwise just shrink the data."""

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -89,18 +91,60 @@ def test_flipped_windows_mirror_everything():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_preallocated_store_equals_padded_concatenation_and_mirror(causal):
+def test_preallocated_store_equals_padded_concatenation_without_a_mirrored_copy(causal):
     sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 1, 12])]
     timing = WindowTiming(5, causal)
     store = SequenceStore(sequences, timing, H36M_17, H36M_17, True, [0, 1, 2], [0, 1, 2])
     pads = ((timing.pad_before, timing.pad_after), (0, 0), (0, 0))
     padded = np.concatenate([np.pad(s.keypoints_2d, pads, mode="edge") for s in sequences])
-    poses = np.concatenate([s.poses_3d for s in sequences])
-    trajectory = np.concatenate([s.trajectory for s in sequences])
-    assert np.array_equal(store.keypoints.numpy(), np.concatenate([padded, flip_horizontal(padded, H36M_17)]))
-    assert np.array_equal(store.poses_3d.numpy(), np.concatenate([poses, flip_horizontal(poses, H36M_17)]))
-    assert np.array_equal(store.trajectory.numpy(), np.concatenate([trajectory, trajectory * [-1, 1, 1]]))
+    assert np.array_equal(store.keypoints.numpy(), padded)
+    assert np.array_equal(store.poses_3d.numpy(), np.concatenate([s.poses_3d for s in sequences]))
+    assert np.array_equal(store.trajectory.numpy(), np.concatenate([s.trajectory for s in sequences]))
     assert store.keypoints.dtype == store.poses_3d.dtype == torch.float32
+
+
+def mirrored_by_hand(sequence: PoseSequence) -> PoseSequence:
+    """What the store used to keep as its mirrored copy of ``sequence``."""
+    return replace(
+        sequence,
+        keypoints_2d=flip_horizontal(sequence.keypoints_2d, H36M_17),
+        poses_3d=flip_horizontal(sequence.poses_3d, H36M_17),
+        trajectory=sequence.trajectory * np.float32([-1, 1, 1]),
+        intrinsics=flip_intrinsics(sequence.intrinsics),
+    )
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mirrored_gather_equals_gathering_from_a_mirrored_copy(causal):
+    rng = np.random.default_rng(0)
+    sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 3, 12])]
+    sequences = [replace(s, keypoints_2d=rng.normal(size=s.keypoints_2d.shape).astype(np.float32)) for s in sequences]
+    timing, ids = WindowTiming(5, causal), [0, 1, 2]
+    store = SequenceStore(sequences, timing, H36M_17, H36M_17, True, ids, ids)
+    mirror = SequenceStore([mirrored_by_hand(s) for s in sequences], timing, H36M_17, H36M_17, False, ids, ids)
+    sequence, start = torch.tensor([0, 2, 1, 2, 0]), torch.tensor([0, 9, 1, 0, 5])
+    flipped = torch.tensor([True, True, False, True, False])
+    batch = store.gather(sequence, start, flipped, length=2)
+    expected = mirror.gather(sequence, start, torch.zeros(5, dtype=torch.bool), length=2)
+    plain = store.gather(sequence, start, torch.zeros(5, dtype=torch.bool), length=2)
+    order = torch.tensor([2, 4, 0, 1, 3])  # the batch holds the plain windows first, then the mirrored ones
+    assert torch.equal(batch.sequence, sequence[order]) and torch.equal(batch.start, start[order])
+    assert batch.flipped.tolist() == [False, False, True, True, True]
+    for name in ("keypoints_2d", "poses_3d", "trajectory", "intrinsics"):
+        got, want, unflipped = getattr(batch, name), getattr(expected, name)[order], getattr(plain, name)[order]
+        assert torch.equal(got[2:], want[2:]), name
+        assert torch.equal(got[:2], unflipped[:2]), name
+
+
+def test_consuming_store_replaces_sequences_by_views_as_it_fills():
+    sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 3])]
+    originals = list(sequences)
+    store = SequenceStore(sequences, WindowTiming(3), H36M_17, H36M_17, False, [0, 1], [0, 1], consume=True)
+    for view, original in zip(sequences, originals, strict=True):
+        assert np.shares_memory(view.keypoints_2d, store.keypoints.numpy())
+        assert np.shares_memory(view.poses_3d, store.poses_3d.numpy())
+        assert np.array_equal(view.keypoints_2d, original.keypoints_2d)
+        assert np.array_equal(view.trajectory, original.trajectory)
 
 
 def test_sequence_views_share_the_store_and_keep_the_values():
