@@ -387,33 +387,9 @@ The tree hangs from the pelvis like the Human3.6M layouts.
 
 OPENPOSE_BODY_25B = _ordered(
     "openpose_body25b",
-    order=(
-        "nose",
-        "left_eye",
-        "right_eye",
-        "left_ear",
-        "right_ear",
-        "left_shoulder",
-        "right_shoulder",
-        "left_elbow",
-        "right_elbow",
-        "left_wrist",
-        "right_wrist",
-        "left_hip",
-        "right_hip",
-        "left_knee",
-        "right_knee",
-        "left_ankle",
-        "right_ankle",
-        "upper_neck",
-        "head_top",
-        "left_big_toe",
-        "left_small_toe",
-        "left_heel",
-        "right_big_toe",
-        "right_small_toe",
-        "right_heel",
-    ),  # fmt: skip
+    order=COCO_17.joint_names
+    + ("upper_neck", "head_top")
+    + tuple(_sided("left", "big_toe", "small_toe", "heel") + _sided("right", "big_toe", "small_toe", "heel")),
     pairs=[("nose", None)]
     + _chain("nose", "upper_neck", "head_top")
     + [(joint, parent) for joint, parent in COCO_17.joints if parent is not None]
