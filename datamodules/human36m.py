@@ -172,6 +172,15 @@ def _camera_space_targets(world: np.ndarray, camera: CameraParameters, skeleton:
     return (points - root).astype(np.float32), root.astype(np.float32)
 
 
+def check_subjects(keypoints: Keypoints2D, positions_3d: dict | None, subjects: Sequence[str], source: str) -> None:
+    """KeyError naming the first of ``subjects`` missing from the 2D (or, when given, the 3D) positions."""
+    for subject in subjects:
+        if subject not in keypoints.positions:
+            raise KeyError(f"2D source {source!r} has no subject {subject!r} (has {sorted(keypoints.positions)})")
+        if positions_3d is not None and subject not in positions_3d:
+            raise KeyError(f"3D positions have no subject {subject!r} (has {sorted(positions_3d)})")
+
+
 def build_sequences(
     keypoints: Keypoints2D,
     positions_3d: dict[str, dict[str, np.ndarray]] | None,
@@ -190,10 +199,7 @@ def build_sequences(
     """
     sequences = []
     for subject in subjects:
-        if subject not in keypoints.positions:
-            raise KeyError(f"2D source {source!r} has no subject {subject!r} (has {sorted(keypoints.positions)})")
-        if positions_3d is not None and subject not in positions_3d:
-            raise KeyError(f"3D positions have no subject {subject!r} (has {sorted(positions_3d)})")
+        check_subjects(keypoints, positions_3d, [subject], source)
         cameras = h36m_cameras(subject)
         for action in sorted(keypoints.positions[subject]):
             if not recordings.keeps(action):
@@ -390,6 +396,8 @@ class Human36mDataModule(PoseDataModule):
         A subject's file arrays are popped from ``keypoints`` and ``positions_3d`` once no later request needs
         them, so the raw data shrinks while the converted data grows instead of both being held whole.
         """
+        for subjects, _, with_3d, _ in requests:  # before anything is popped: the errors list every subject
+            check_subjects(keypoints, positions_3d if with_3d else None, subjects, self.source_2d)
         uses = Counter(subject for subjects, *_ in requests for subject in subjects)
         converted = []
         for subjects, recordings, with_3d, drop_3d in requests:
