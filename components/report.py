@@ -6,11 +6,11 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from components.atomic import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -74,20 +74,6 @@ def _fmt(value: float) -> str:
 
 def _json_values(values: Sequence[float]) -> list[float | None]:
     return [round(v, 4) if math.isfinite(v) else None for v in values]
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def group_table(

@@ -14,14 +14,13 @@ renames it into place, so ``path`` is either absent, the previous file, or the c
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from components.atomic import atomic_destination
 from components.camera import CameraParameters
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28
 
@@ -38,14 +37,8 @@ def _write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Pa
     On any error (or interruption) the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w+b") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_destination(path) as temporary, open(temporary, "w+b") as file:
+        write(file)
     return path
 
 

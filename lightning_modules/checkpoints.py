@@ -8,13 +8,12 @@ that ``SupervisedLifting.load_from_checkpoint`` rebuilds the networks, and the w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import lightning
 import torch
 
+from components.atomic import atomic_destination
 from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
 from lightning_modules.hparams import INSTANTIATOR, class_path, module_spec
 from lightning_modules.supervised import SupervisedLifting
@@ -23,15 +22,8 @@ from lightning_modules.supervised import SupervisedLifting
 def save_checkpoint_atomic(payload: dict, path: str | Path) -> Path:
     """``torch.save`` through a temporary file and a rename: an interrupted write leaves no partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    try:
+    with atomic_destination(path) as temporary:
         torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -22,10 +22,8 @@ import copy
 import importlib
 import json
 import logging
-import os
 import pickle
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from components.atomic import atomic_destination
 from lightning_modules.base import LiftingModule
 
 FORMATS = ("onnx", "torchscript")
@@ -212,20 +211,6 @@ def _metadata(lifter: nn.Module, example: Tensor, frames: int | None) -> dict[st
         "input": f"{INPUT_NAME} (batch, frames, J_in, F) screen-normalised 2D",
         "output": f"{OUTPUT_NAME} (batch, frames - receptive_field + 1, J_out, 3) root-relative metres",
     }
-
-
-@contextmanager
-def atomic_destination(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` (same suffix: some writers pick the format from it), renamed on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(descriptor)
-    os.chmod(temporary, 0o644)  # mkstemp makes the file private; models and videos are meant to be shared
-    try:
-        yield Path(temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 @contextmanager

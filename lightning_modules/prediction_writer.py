@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from components.atomic import atomic_destination
 from components.skeleton import Skeleton
-from lightning_modules.export import atomic_destination
 
 MM_PER_M = 1000.0
 DECIMALS = 2  # JSON precision: 0.01 mm and 0.01 px are far below any lifter's error

@@ -27,8 +27,8 @@ from matplotlib.animation import PillowWriter  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from mpl_toolkits.mplot3d.art3d import Line3DCollection  # noqa: E402
 
+from components.atomic import atomic_destination  # noqa: E402
 from components.skeleton import Skeleton  # noqa: E402
-from lightning_modules.export import atomic_destination  # noqa: E402
 from lightning_modules.figures import camera_to_display, equal_axes  # noqa: E402
 
 DPI = 100  # figure inches * DPI = pixels; sizes are given in pixels

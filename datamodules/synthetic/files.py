@@ -11,17 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from components.atomic import atomic_destination
+
 
 def save_npz_atomic(path: Path, **arrays) -> None:
     """``np.savez_compressed`` to a temporary file beside ``path``, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(file, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_destination(path) as temporary, open(temporary, "wb") as file:
+        np.savez_compressed(file, **arrays)
 
 
 def save_npz_files(directory: Path, contents: Mapping[str, Mapping[str, object]]) -> None:

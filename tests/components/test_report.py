@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from components.report import group_table, write_text_atomic
+from components.atomic import write_text_atomic
+from components.report import group_table
 
 
 def test_group_table_drops_empty_groups_and_averages_the_rest():
