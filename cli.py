@@ -19,7 +19,8 @@ Tools::
     poselift retrieval -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt [--baseline_ckpt SUPERVISED.ckpt]
     poselift export --ckpt_path RUN/checkpoints/best.ckpt --format onnx|torchscript --out PATH [--frames N]
 
-``fit`` ends by testing its best checkpoint in the same process, so one command prints the protocol table.
+``fit`` ends by testing its last checkpoint and its best on validation in the same process, so one command prints
+both protocol tables, labelled.
 Joint counts and layouts flow from the data to the model, the receptive field from the model to the data; no
 number is typed twice.
 """
@@ -106,7 +107,7 @@ class PoseliftCLI(LightningCLI):
         if subcommand in ("fit", "validate") and trainer.limit_val_batches:
             splits.append("val")
         if subcommand == "fit" and not trainer.fast_dev_run:
-            splits.append("test")  # after_fit tests the best checkpoint
+            splits.append("test")  # after_fit tests the last and the best checkpoint
         return splits
 
     @staticmethod
@@ -160,12 +161,38 @@ class PoseliftCLI(LightningCLI):
         return ValueError(f"--ckpt_path {path}: cannot read as a Lightning checkpoint ({reason})")
 
     def after_fit(self) -> None:
-        """Test the best checkpoint (or the final weights when none was kept) in the same process."""
+        """Test the last checkpoint, then the best on validation, in the same process; both tables are printed
+        and written, labelled. The module keeps them in ``checkpoint_tables["last"]`` / ``["best"]``."""
         if self.trainer.fast_dev_run or self.trainer.interrupted:
             return
-        callback = self.trainer.checkpoint_callback
-        best = callback.best_model_path if callback is not None else ""
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        self.model.checkpoint_tables = {}
+        for key, (path, label) in fit_checkpoints(self.trainer, self.datamodule).items():
+            self.model.report_label = label
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=path)
+            self.model.checkpoint_tables[key] = self.model.last_tables["test"]
+        self.model.report_label = ""
+
+
+def fit_checkpoints(trainer, datamodule) -> dict[str, tuple[str | None, str]]:
+    """What ``fit`` tests: ``{"last": (path, label), "best": (path, label)}``.
+
+    ``last`` is the newest file of a checkpoint callback without a monitor (``None``: the weights in memory,
+    which are the last ones when tested first); ``best`` is the best file of the first monitored callback, left
+    out when nothing was monitored (e.g. validation disabled). The labels say which is which, and flag a best
+    checkpoint chosen on validation frames that the test split shares.
+    """
+    callbacks = trainer.checkpoint_callbacks
+    last = next((c.last_model_path or c.best_model_path for c in callbacks if c.monitor is None), "") or None
+    chosen = {"last": (last, f"last checkpoint (epoch {trainer.current_epoch - 1})")}
+    best = next((c for c in callbacks if c.monitor is not None and c.best_model_path), None)
+    if best is not None:
+        label = (
+            f"best on validation ({best.monitor} {float(best.best_model_score):.2f}, {Path(best.best_model_path).name})"
+        )
+        if getattr(datamodule, "val_on_test", False):
+            label += ", selected on the test subjects"
+        chosen["best"] = (best.best_model_path, label)
+    return chosen
 
 
 def lightning_main(args: Sequence[str] | None = None) -> PoseliftCLI:

@@ -35,6 +35,30 @@ from datamodules.windows import (
 SPLITS = ("train", "val", "test", "unlabeled")
 
 
+def hold_out_tails(sequences: list[PoseSequence], fraction: float) -> tuple[list[PoseSequence], list[PoseSequence]]:
+    """Split the last ``round(len * fraction)`` frames off every labeled sequence: ``(heads, tails)``.
+
+    The views of one recording have equal lengths, so every camera loses the same frames and no instant is seen
+    in both splits. The tails are copied (small) and the heads stay views, so the original arrays are freed as
+    soon as the training store has consumed the heads. Unlabeled sequences stay whole in the first list.
+    """
+    heads, tails = [], []
+    for sequence in sequences:
+        held = int(round(len(sequence) * fraction)) if sequence.labeled else 0
+        if held < 1 or held >= len(sequence):
+            heads.append(sequence)
+            continue
+        cut = len(sequence) - held
+        heads.append(sequence.frames(0, cut))
+        tails.append(sequence.frames(cut, len(sequence), copy=True))
+    return heads, tails
+
+
+def _shared_recordings(first: list[PoseSequence], second: list[PoseSequence]) -> list[tuple[str, str]]:
+    """``(subject, action)`` recordings present in both lists, sorted."""
+    return sorted({(s.subject, s.action) for s in first} & {(s.subject, s.action) for s in second})
+
+
 class PoseDataModule(pl.LightningDataModule, ABC):
     """Batches of :class:`components.batch.PoseBatch` from the sequences a reader provides.
 
@@ -55,6 +79,12 @@ class PoseDataModule(pl.LightningDataModule, ABC):
             fewer cameras are left out.
         multiview_instants_per_recording: instants of one recording kept together in a multi-view batch, at
             different times: the hard negatives of the metric loss.
+        val_fraction: when the reader names no validation recordings of its own, the last ``val_fraction`` of
+            every labeled training sequence is held out as the ``val`` split (docs/conventions.md, "Splits").
+            0 disables validation.
+        allow_val_on_test: let validation and test share recordings. Without it such a configuration is refused:
+            a checkpoint chosen on validation would be chosen on the frames it is reported on. With it, the
+            best checkpoint's table is labelled "selected on the test subjects".
     """
 
     def __init__(
@@ -72,6 +102,8 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         multiview: bool = False,
         multiview_views: int | None = None,
         multiview_instants_per_recording: int = 8,
+        val_fraction: float = 0.1,
+        allow_val_on_test: bool = False,
     ) -> None:
         super().__init__()
         self.input_skeleton, self.output_skeleton = input_skeleton, output_skeleton
@@ -81,6 +113,9 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         self.num_workers, self.seed = num_workers, seed
         self.multiview, self.multiview_views = multiview, multiview_views
         self.multiview_instants_per_recording = multiview_instants_per_recording
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.val_fraction, self.allow_val_on_test = val_fraction, allow_val_on_test
         self.multiview_groups: list[list[int]] = []
         self.sequences: dict[str, list[PoseSequence]] = {}
         self.stores: dict[str, SequenceStore] = {}
@@ -129,11 +164,31 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     # -- Lightning hooks -------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self.sequences:
-            self.sequences = {split: list(seqs) for split, seqs in self.load_sequences().items() if seqs}
+            loaded = self.load_sequences()
+            if "val" not in loaded and self.val_fraction > 0:
+                loaded["train"], loaded["val"] = hold_out_tails(loaded.get("train", []), self.val_fraction)
+            self.sequences = {split: list(seqs) for split, seqs in loaded.items() if seqs}
+            self._check_val_test_disjoint()
             release_freed_memory()  # the files' arrays, dropped by the reader
         self._build_stores()
         if self.multiview and "multiview" not in self.stores:
             self._setup_multiview()
+
+    @property
+    def val_on_test(self) -> bool:
+        """Whether validation shares recordings with the test split (only with ``allow_val_on_test``)."""
+        return bool(_shared_recordings(self.sequences.get("val", []), self.sequences.get("test", [])))
+
+    def _check_val_test_disjoint(self) -> None:
+        shared = _shared_recordings(self.sequences.get("val", []), self.sequences.get("test", []))
+        if shared and not self.allow_val_on_test:
+            names = ", ".join(f"{subject}/{action}" for subject, action in shared[:4])
+            raise ValueError(
+                f"{type(self).__name__}: the val and test splits share {len(shared)} recordings ({names}"
+                f"{', ...' if len(shared) > 4 else ''}): a checkpoint selected on validation would be selected on "
+                "the frames it is tested on. Leave the validation subjects unset (the held-out tail of every "
+                "training recording is used) or set allow_val_on_test: true to accept it explicitly"
+            )
 
     def _build_stores(self) -> None:
         """A store for every split without one; afterwards the split's sequences are views of its store.
@@ -200,6 +255,8 @@ class PoseDataModule(pl.LightningDataModule, ABC):
 
     def empty_split_reason(self, split: str) -> str:
         """The message for an empty ``split``; readers override it to name their filters."""
+        if split == "val" and self.val_fraction == 0:
+            return f"{type(self).__name__}: split 'val' is empty: val_fraction is 0 and no validation recordings named"
         return f"{type(self).__name__}: split {split!r} is empty (non-empty splits: {sorted(self.sequences)})"
 
     def _store(self, split: str) -> SequenceStore:

@@ -275,7 +275,10 @@ class Human36mDataModule(PoseDataModule):
             ``noisy``).
         input_layout: layout of the 2D source (checked against the file's metadata).
         output_layout: layout of the 3D targets, taken from the 32 mocap joints by name.
-        train_subjects, val_subjects, test_subjects: labeled subjects of each split.
+        train_subjects, test_subjects: labeled subjects of each split.
+        val_subjects: whole subjects for validation. ``None`` (default) holds out the last ``val_fraction`` of
+            every training recording instead, so validation never shares frames with the test subjects; naming
+            test subjects here needs ``allow_val_on_test`` (see :class:`datamodules.base.PoseDataModule`).
         unlabeled_subjects: subjects whose 2D is used without 3D (e.g. S2-S4 of detection files).
         actions: action-name prefixes to keep (``None`` keeps all).
         cameras: camera indices 0-3 to keep (``None`` keeps all).
@@ -294,7 +297,7 @@ class Human36mDataModule(PoseDataModule):
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         train_subjects: Sequence[str] = TRAIN_SUBJECTS,
-        val_subjects: Sequence[str] = TEST_SUBJECTS,
+        val_subjects: Sequence[str] | None = None,
         test_subjects: Sequence[str] = TEST_SUBJECTS,
         unlabeled_subjects: Sequence[str] = (),
         actions: Sequence[str] | None = None,
@@ -318,7 +321,7 @@ class Human36mDataModule(PoseDataModule):
         self.data_dir, self.source_2d = data_dir, source_2d
         self.split_subjects = {
             "train": tuple(train_subjects),
-            "val": tuple(val_subjects),
+            **({} if val_subjects is None else {"val": tuple(val_subjects)}),
             "test": tuple(test_subjects),
             "unlabeled": tuple(unlabeled_subjects),
         }
@@ -432,6 +435,8 @@ class Human36mDataModule(PoseDataModule):
 
     def empty_split_reason(self, split: str) -> str:
         """Why ``split`` holds no sequence: its subjects and the filters that removed every recording."""
+        if split not in self.split_subjects and split == "val":
+            return super().empty_split_reason(split)
         subjects = list(self.split_subjects.get(split, ()))
         if not subjects:
             return f"split {split!r} is empty: no {split}_subjects are configured"

@@ -6,8 +6,9 @@ by default), so a Human3.6M model is evaluated here unchanged. Targets follow th
 pelvis of ``annot3`` (the true camera-frame position). 2D is screen-normalised with each sequence's own image
 size (2048x2048 studio, 1920x1080 outdoor) and each training camera's calibration gives the intrinsics.
 
-Splits: ``train`` = the training recordings seen by ``train_cameras``; ``val`` and ``test`` = test sequences
-(TS1..TS6), all frames as input, scored on valid frames only, per sequence, scene and activity
+Splits: ``train`` = the training recordings seen by ``train_cameras``; ``val`` = the held-out last
+``val_fraction`` of every training recording (or test sequences named by ``val_sequences``); ``test`` = test
+sequences (TS1..TS6), all frames as input, scored on valid frames only, per sequence, scene and activity
 (:class:`components.evaluation.PckProtocol`).
 """
 
@@ -85,7 +86,10 @@ class Mpi3dhpDataModule(PoseDataModule):
         input_layout, output_layout: layouts of the 2D input and the 3D targets (joints taken by name).
         train_subjects, train_sequences: the training recordings (``S1..S8`` x ``Seq1, Seq2``).
         train_cameras: training camera indices (default the eight non-ceiling cameras 0, 1, 2, 4-8).
-        val_sequences, test_sequences: test sequences of each evaluation split (default TS1..TS6).
+        test_sequences: test sequences of the test split (default TS1..TS6).
+        val_sequences: test sequences to validate on. ``None`` (default) holds out the last ``val_fraction`` of
+            every training recording instead (see :class:`datamodules.base.PoseDataModule`); naming test
+            sequences of the test split here needs ``allow_val_on_test``.
         target_3d: ``"univ"`` (universal skeleton, the official evaluation target) or ``"camera"`` (``annot3``).
         target_fps: subsample training recordings recorded faster than this (e.g. 25 keeps every other frame of
             the 50 fps recordings); None keeps every frame.
@@ -103,7 +107,7 @@ class Mpi3dhpDataModule(PoseDataModule):
         train_subjects: Sequence[str] = TRAIN_SUBJECTS,
         train_sequences: Sequence[str] = ("Seq1", "Seq2"),
         train_cameras: Sequence[int] = TRAIN_CAMERAS,
-        val_sequences: Sequence[str] = tuple(TEST_SEQUENCES),
+        val_sequences: Sequence[str] | None = None,
         test_sequences: Sequence[str] = tuple(TEST_SEQUENCES),
         target_3d: Literal["univ", "camera"] = "univ",
         target_fps: float | None = None,
@@ -121,13 +125,16 @@ class Mpi3dhpDataModule(PoseDataModule):
             raise ValueError("the npz files hold univ_annot3 only: use target_3d='univ' with form='npz'")
         for skeleton in (self.input_skeleton, self.output_skeleton):
             skeleton.selection_from(MPI_INF_3DHP_17)  # fails early unless every joint is annotated
-        unknown = [s for s in (*val_sequences, *test_sequences) if s not in TEST_SEQUENCES]
+        unknown = [s for s in (*(val_sequences or ()), *test_sequences) if s not in TEST_SEQUENCES]
         if unknown:
             raise ValueError(f"unknown test sequence(s) {unknown}; known: {list(TEST_SEQUENCES)}")
         self.data_dir, self.test_dir, self.form = data_dir, test_dir, form
         self.train_recordings = [(s, q) for s in train_subjects for q in train_sequences]
         self.train_cameras = tuple(int(c) for c in train_cameras)
-        self.split_sequences = {"val": tuple(val_sequences), "test": tuple(test_sequences)}
+        self.split_sequences = {
+            **({} if val_sequences is None else {"val": tuple(val_sequences)}),
+            "test": tuple(test_sequences),
+        }
         self.target_3d, self.target_fps = target_3d, target_fps
         self.synthetic_size, self.synthetic_seed = synthetic_size, synthetic_seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -168,7 +175,7 @@ class Mpi3dhpDataModule(PoseDataModule):
 
     def _load_raw(self) -> dict[str, list[PoseSequence]]:
         train = [seq for subject, name in self.train_recordings for seq in self._raw_recording(subject, name)]
-        tests = {name: self._raw_test(name) for name in {*self.split_sequences["val"], *self.split_sequences["test"]}}
+        tests = {name: self._raw_test(name) for names in self.split_sequences.values() for name in names}
         return {"train": train, **{split: [tests[n] for n in names] for split, names in self.split_sequences.items()}}
 
     def _raw_recording(self, subject: str, name: str) -> list[PoseSequence]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,3 +59,9 @@ class PoseSequence:
     @property
     def labeled(self) -> bool:
         return self.poses_3d is not None
+
+    def frames(self, start: int, stop: int, copy: bool = False) -> PoseSequence:
+        """Frames ``[start, stop)`` as a sequence of their own (views of this one's arrays unless ``copy``)."""
+        take = (lambda a: a[start:stop].copy()) if copy else (lambda a: a[start:stop])
+        arrays = ("keypoints_2d", "poses_3d", "trajectory", "valid", "activity")
+        return replace(self, **{name: take(getattr(self, name)) for name in arrays if getattr(self, name) is not None})

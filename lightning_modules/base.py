@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -66,6 +67,8 @@ class LiftingModule(pl.LightningModule):
         self.by_subject = by_subject
         self.metrics = nn.ModuleDict()
         self.last_tables: dict[str, list[ResultTable]] = {}
+        self.report_label = ""  # which checkpoint a test table belongs to (set by ``fit``, which tests two)
+        self.checkpoint_tables: dict[str, list[ResultTable]] = {}  # fit's test tables: "last", "best"
 
     # -- the lifter's timing, read by the data (linked by the CLI) ------------------------------------------
     @property
@@ -170,6 +173,13 @@ class LiftingModule(pl.LightningModule):
         return self.metrics[stage].tables(stage)
 
     def _report(self, tables: list[ResultTable], folder: Path | None) -> None:
+        """Print ``tables`` (titled with :attr:`report_label`) and write them into ``folder``, each file named
+        after the evaluated checkpoint (``last.test_protocols.csv``) so that two checkpoints of one folder
+        keep their own tables."""
+        ckpt = getattr(self.trainer, "ckpt_path", None)
+        prefix = f"{Path(ckpt).stem}." if ckpt else ""
+        label = f" | {self.report_label}" if self.report_label else ""
+        tables = [replace(table, name=prefix + table.name, title=table.title + label) for table in tables]
         for table in tables:
             print(table.format(), flush=True)
         if folder is not None:

@@ -1,6 +1,8 @@
 """The poselift command end to end on the tiny synthetic set: fit + test, test from a run folder, tools."""
 
+import contextlib
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -27,34 +29,54 @@ def read_p1(path: Path) -> float:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One CLI fit (which ends by testing its best checkpoint) of the quickstart experiment, made small."""
+def fitted(tmp_path_factory):
+    """One CLI fit (which ends by testing its last and its best checkpoint) of the quickstart experiment, made
+    small (2 epochs, so that last and best can differ): the run folder and what the command printed."""
     root = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as patch:
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setenv("POSELIFT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        cli.main(["fit", "-c", str(CONFIGS / "experiments/quickstart.yaml"), *SMALL,
+        cli.main(["fit", "-c", str(CONFIGS / "experiments/quickstart.yaml"), *SMALL, "--trainer.max_epochs", "2",
                   "--trainer.logger.init_args.save_dir", str(root)])  # fmt: skip
     (folder,) = root.glob("quickstart/version_*")
-    return folder
+    return folder, printed.getvalue()
 
 
-def test_fit_ends_with_a_protocol_table_next_to_the_best_checkpoint(run):
+@pytest.fixture(scope="module")
+def run(fitted):
+    return fitted[0]
+
+
+def test_fit_ends_with_labelled_tables_of_the_last_and_the_best_checkpoint(fitted):
+    run, printed = fitted
     (best,) = run.glob("checkpoints/best-*.ckpt")
-    table = best.parent / "test_protocols.csv"
-    assert table.is_file() and (best.parent / "test_protocols.json").is_file()
-    rows = list(csv.DictReader(table.open()))
-    assert [r["action"] for r in rows][-1] == "average" and len(rows) >= 3
-    assert 0 < read_p1(table) < 1000
+    for checkpoint in (run / "checkpoints/last.ckpt", best):
+        table = checkpoint.parent / f"{checkpoint.stem}.test_protocols.csv"
+        assert table.is_file() and table.with_suffix(".json").is_file()
+        rows = list(csv.DictReader(table.open()))
+        assert [r["action"] for r in rows][-1] == "average" and len(rows) >= 3
+        assert 0 < read_p1(table) < 1000
+    titles = [line for line in printed.splitlines() if line.startswith("test: all subjects (mm)")]
+    assert titles == [
+        "test: all subjects (mm) | last checkpoint (epoch 1)",
+        f"test: all subjects (mm) | best on validation (val/p1_mm {_best_score(best):.2f}, {best.name})",
+    ]
     assert (run / "config.yaml").is_file() and list(run.glob("events.out.tfevents.*"))
+
+
+def _best_score(checkpoint: Path) -> float:
+    callbacks = torch.load(checkpoint, weights_only=False)["callbacks"]
+    (state,) = [v for k, v in callbacks.items() if "val/p1_mm" in k]
+    return float(state["best_model_score"])
 
 
 def test_test_from_the_run_folder_reproduces_the_table(run, tmp_path, capsys):
     (best,) = run.glob("checkpoints/best-*.ckpt")
-    expected = read_p1(best.parent / "test_protocols.csv")
+    expected = read_p1(best.parent / f"{best.stem}.test_protocols.csv")
     copy = tmp_path / "model.ckpt"
     copy.write_bytes(best.read_bytes())
     cli.main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(copy)])
-    assert read_p1(tmp_path / "test_protocols.csv") == pytest.approx(expected, abs=1e-3)
+    assert read_p1(tmp_path / "model.test_protocols.csv") == pytest.approx(expected, abs=1e-3)
     assert "average" in capsys.readouterr().out
 
 
@@ -97,7 +119,7 @@ def test_import_videopose3d_checkpoint_predicts_like_its_source(run, tmp_path):
               "--model.init_args.trajectory_model.init_args.num_joints_out", "1",
               "--model.init_args.trajectory_model.init_args.channels", "32",
               "--model.init_args.trajectory_model.init_args.filter_widths", "[3, 3]"])  # fmt: skip
-    assert read_p1(tmp_path / "test_protocols.csv") > 0
+    assert read_p1(tmp_path / "imported.test_protocols.csv") > 0
 
 
 def test_import_refuses_pickles_without_trust(tmp_path, capsys):
@@ -168,10 +190,10 @@ def run_3dhp(tmp_path_factory):
 
 def test_3dhp_fit_ends_with_pck_auc_mpjpe_tables(run_3dhp):
     (best,) = run_3dhp.glob("checkpoints/best-*.ckpt")
-    sequences = read_rows(best.parent / "test_3dhp_sequences.csv")
+    sequences = read_rows(best.parent / f"{best.stem}.test_3dhp_sequences.csv")
     assert list(sequences) == SEQUENCE_ROWS
     assert all(0 <= float(row["PCK"]) <= 100 and float(row["AUC"]) <= float(row["PCK"]) for row in sequences.values())
-    activities = read_rows(best.parent / "test_3dhp_activities.csv")
+    activities = read_rows(best.parent / f"{best.stem}.test_3dhp_activities.csv")
     assert list(activities)[-1] == "all" and len(activities) >= 3
     assert float(activities["all"]["MPJPE"]) == pytest.approx(float(sequences["all"]["MPJPE"]), rel=1e-9)
 
@@ -182,7 +204,7 @@ def test_human36m_model_tested_on_3dhp(run, tmp_path, capsys):
     copy.write_bytes(best.read_bytes())
     cli.main(["test", "-c", str(CONFIGS / "experiments/synthetic_3dhp.yaml"), *SMALL, "--ckpt_path", str(copy),
               "--trainer.logger.init_args.save_dir", str(tmp_path)])  # fmt: skip
-    assert list(read_rows(tmp_path / "test_3dhp_sequences.csv")) == SEQUENCE_ROWS
+    assert list(read_rows(tmp_path / "h36m.test_3dhp_sequences.csv")) == SEQUENCE_ROWS
     out = capsys.readouterr().out
     assert "per sequence" in out and "per activity" in out and "Outdoor" in out
 

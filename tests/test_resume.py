@@ -68,10 +68,12 @@ def fit_ok(cwd: Path, args: list[str]) -> Path:
 
 
 def outcome(run: Path) -> tuple[dict[str, torch.Tensor], float, str]:
-    """Final weights, the best checkpoint's score and the test table written beside it."""
+    """Final weights, the best checkpoint's score and the test tables of the last and the best checkpoint."""
     last = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     (score,) = [s["best_model_score"] for k, s in last["callbacks"].items() if "'monitor': 'val/p1_mm'" in k]
-    return last["state_dict"], float(score), (run / "checkpoints/test_protocols.csv").read_text()
+    tables = sorted((run / "checkpoints").glob("*.test_protocols.csv"))  # last and best
+    assert len(tables) == 2
+    return last["state_dict"], float(score), "".join(f"{t.name}\n{t.read_text()}" for t in tables)
 
 
 def assert_same(first: tuple, second: tuple) -> None:

@@ -124,7 +124,7 @@ def test_filters_actions_cameras_subset_and_downsampling(dataset):
 
 def test_datamodule_splits_and_unlabeled_subjects(dataset):
     data = Human36mDataModule(
-        data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"],
+        data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"], allow_val_on_test=True,
         unlabeled_subjects=["S2"], batch_size=32, receptive_field=9,
     )  # fmt: skip
     data.setup("fit")
@@ -147,7 +147,9 @@ def test_datamodule_splits_and_unlabeled_subjects(dataset):
 
 
 def test_identical_val_and_test_share_one_store_and_the_sequences_are_its_views(dataset):
-    data = Human36mDataModule(data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"])
+    data = Human36mDataModule(
+        data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"], allow_val_on_test=True
+    )
     data.setup("fit")
     assert data.stores["val"] is data.stores["test"] and data.stores["train"] is not data.stores["val"]
     for split in ("train", "val", "test"):
@@ -161,7 +163,7 @@ def test_identical_val_and_test_share_one_store_and_the_sequences_are_its_views(
 
 def test_unlabeled_rest_of_a_partly_labeled_subject(dataset):
     data = Human36mDataModule(
-        data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"],
+        data_dir=str(dataset), train_subjects=["S1"], val_subjects=["S9"], test_subjects=["S9"], allow_val_on_test=True,
         unlabeled_subjects=["S1", "S2"], subset=0.25, subset_seed=3, actions=["Walking 1"],
     )  # fmt: skip
     data.setup("fit")

@@ -73,7 +73,12 @@ def _write_raw(root: Path) -> tuple[dict, dict]:
 
 
 def _module(root: Path, **options) -> Mpi3dhpDataModule:
-    defaults = {"train_subjects": ["S1"], "val_sequences": ["TS1"], "test_sequences": ["TS1", "TS5"]}
+    defaults = {
+        "train_subjects": ["S1"],
+        "val_sequences": ["TS1"],
+        "test_sequences": ["TS1", "TS5"],
+        "allow_val_on_test": True,
+    }
     data = Mpi3dhpDataModule(data_dir=str(root), **(defaults | options))
     data.setup("fit")
     return data

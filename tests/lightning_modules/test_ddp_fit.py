@@ -40,7 +40,7 @@ def test_back_projection_fits_and_tests_under_two_process_ddp(tmp_path):
     output = result.stdout + result.stderr
     assert "world_size: 2" in output or "distributed_backend=gloo" in output
     assert "test: all subjects (mm)" in result.stdout and "average" in result.stdout
-    (table,) = tmp_path.glob("quickstart/version_0/checkpoints/test_protocols.csv")
+    (table,) = tmp_path.glob("quickstart/version_0/checkpoints/best-*.test_protocols.csv")
     assert table.read_text().splitlines()[0] == "action,P1,P2,P3,MPJVE,traj"
 
 
@@ -55,7 +55,7 @@ def test_multiview_fits_and_tests_under_two_process_ddp(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "test: all subjects (mm)" in result.stdout and "cross-view retrieval" in result.stdout
-    (table,) = tmp_path.glob("quickstart/version_0/checkpoints/test_retrieval.csv")
+    (table,) = tmp_path.glob("quickstart/version_0/checkpoints/best-*.test_retrieval.csv")
     assert table.read_text().splitlines()[0] == "method,Hit@1,Hit@5,Hit@10,mAP@10,exact@1"
 
 
