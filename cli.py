@@ -15,6 +15,7 @@ Lifting your own 2D detections (one command; docs/inference.md)::
 Tools::
 
     poselift synthesize --out DIR --size default [--dataset h36m|3dhp]
+    poselift synthesize --from-mocap TAKES/ --out DIR [--rig RIG.json] [--mapping MAP.yaml]
     poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
     poselift retrieval -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt [--baseline_ckpt SUPERVISED.ckpt]
     poselift export --ckpt_path RUN/checkpoints/best.ckpt --format onnx|torchscript --out PATH [--frames N]
@@ -214,20 +215,49 @@ class Tool:
 
 
 def synthesize(argv: Sequence[str]) -> int:
-    from datamodules.synthetic import SIZES, SIZES_3DHP, synthesize_3dhp, synthesize_h36m
-
-    writers = {"h36m": (synthesize_h36m, SIZES), "3dhp": (synthesize_3dhp, SIZES_3DHP)}
     parser = argparse.ArgumentParser(prog="poselift synthesize", description=TOOLS["synthesize"].help)
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--dataset", default="h36m", choices=list(writers), help="which dataset's formats")
-    parser.add_argument("--size", default="default", choices=sorted({*SIZES, *SIZES_3DHP}), help="dataset size")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
+    parser.add_argument("--dataset", default="h36m", choices=["h36m", "3dhp"], help="which dataset's formats")
+    parser.add_argument("--size", default="default", help="synthetic dataset size (tiny, default)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator (mocap: facings, detector noise)")
+    mocap = parser.add_argument_group("real motion capture in (Human3.6M formats out; docs/datasets/mocap.md)")
+    mocap.add_argument("--from-mocap", metavar="PATH", help="a BVH/TRC file, a folder <subject>/<action>.bvh, or a "
+                       "YAML manifest of clips (file, subject, action, start, end)")  # fmt: skip
+    mocap.add_argument("--rig", help="camera rig JSON (default: each subject's Human3.6M cameras)")
+    mocap.add_argument("--mapping", help="joint mapping YAML (default: a built-in one that fits the file)")
+    mocap.add_argument("--units", default="auto", help="length unit of the files: auto, m, cm, mm, inch, cmu")
+    mocap.add_argument("--up", default="auto", help="up axis of the files: auto, +y, +z, ...")
+    mocap.add_argument("--subject", default="S1", help="subject of a single file or of files directly in PATH")
+    mocap.add_argument("--min-seconds", type=float, default=1.0, help="shortest piece a clip is cut into to fit")
+    mocap.add_argument("--whole-clips", action="store_true", help="each clip must fit the cameras' view whole")
     options = parser.parse_args(argv)
-    write, sizes = writers[options.dataset]
+    if options.from_mocap:
+        print(synthesize_from_mocap(options).format())
+        return 0
+    from datamodules.synthetic import SIZES, SIZES_3DHP, synthesize_3dhp, synthesize_h36m
+
+    write, sizes = {"h36m": (synthesize_h36m, SIZES), "3dhp": (synthesize_3dhp, SIZES_3DHP)}[options.dataset]
     if options.size not in sizes:
         parser.error(f"--size {options.size} is not a {options.dataset} size; valid: {', '.join(sizes)}")
     print(write(options.out, options.size, options.seed).format())
     return 0
+
+
+def synthesize_from_mocap(options: argparse.Namespace):
+    from datamodules.camera_rig import load_rig
+    from datamodules.mocap.convert import MocapOptions, convert_mocap, find_entries
+    from datamodules.mocap.mapping import load_mapping
+
+    settings = MocapOptions(
+        mapping=load_mapping(options.mapping) if options.mapping else None,
+        units=options.units,
+        up=options.up,
+        rig=load_rig(options.rig) if options.rig else None,
+        min_seconds=options.min_seconds,
+        split=not options.whole_clips,
+        seed=options.seed,
+    )
+    return convert_mocap(find_entries(options.from_mocap, options.subject), options.out, settings)
 
 
 def import_videopose3d(argv: Sequence[str]) -> int:
@@ -347,7 +377,11 @@ def export(argv: Sequence[str]) -> int:
 
 TOOLS = {
     "retrieval": Tool("cross-view pose retrieval of a model's embedding against 2D and 3D baselines", retrieval),
-    "synthesize": Tool("write a synthetic dataset in the real formats (Human3.6M npz, MPI-INF-3DHP mat)", synthesize),
+    "synthesize": Tool(
+        "write a dataset in the real formats (Human3.6M npz, MPI-INF-3DHP mat): synthetic, or from real motion "
+        "capture (--from-mocap BVH/TRC)",
+        synthesize,
+    ),
     "import-videopose3d": Tool("convert a VideoPose3D checkpoint into a poselift checkpoint", import_videopose3d),
     "export": Tool("export a checkpoint's lifter to ONNX or TorchScript for deployment", export),
 }

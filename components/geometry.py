@@ -43,6 +43,35 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
 
 
+def matrix_to_quaternion(matrix: Tensor) -> Tensor:
+    """Unit quaternions ``(..., 4)`` ``(w, x, y, z)`` with ``w >= 0`` of rotation matrices ``(..., 3, 3)``.
+
+    The inverse of :func:`quaternion_to_matrix`. Each quaternion comes from the largest of the four
+    candidates ``4 w^2, 4 x^2, 4 y^2, 4 z^2`` (read off the trace and the diagonal), so no division is near zero.
+    """
+    m = matrix
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    squares = torch.stack(
+        [1 + trace, 1 + 2 * m[..., 0, 0] - trace, 1 + 2 * m[..., 1, 1] - trace, 1 + 2 * m[..., 2, 2] - trace], -1
+    )
+    # candidate k has its k-th component as 2 * sqrt(squares_k) / 4 and the others from off-diagonal sums
+    sums = (m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1])
+    pairs = (m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1])
+    candidates = torch.stack(
+        [
+            torch.stack([squares[..., 0], sums[0], sums[1], sums[2]], -1),
+            torch.stack([sums[0], squares[..., 1], pairs[0], pairs[1]], -1),
+            torch.stack([sums[1], pairs[0], squares[..., 2], pairs[2]], -1),
+            torch.stack([sums[2], pairs[1], pairs[2], squares[..., 3]], -1),
+        ],
+        -2,
+    )
+    best = squares.argmax(-1)
+    chosen = torch.gather(candidates, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
+    quaternion = chosen / chosen.norm(dim=-1, keepdim=True)
+    return torch.where(quaternion[..., :1] < 0, -quaternion, quaternion)
+
+
 def procrustes_align(pred: Tensor, target: Tensor, allow_reflection: bool = False) -> Tensor:
     """Align each pose of ``pred`` to ``target`` by the optimal similarity transform (scale, rotation, shift).
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import torch
 from components.camera import CameraParameters, h36m_cameras, normalize_screen_coordinates, world_to_camera
 from components.skeleton import H36M_17, H36M_32, Skeleton, layout
 from datamodules.base import PoseDataModule
+from datamodules.camera_rig import RIG_FILE, load_subject_cameras
 from datamodules.file_checks import load_pickled_dict
 from datamodules.memory import release_freed_memory
 from datamodules.sequence import PoseSequence
@@ -66,8 +67,9 @@ class Keypoints2D:
     skeleton: Skeleton
 
 
-def load_keypoints_2d(path: str | Path, num_cameras: int = NUM_CAMERAS) -> Keypoints2D:
-    """Read ``data_2d_h36m_<source>.npz`` and check it against its own metadata."""
+def load_keypoints_2d(path: str | Path, num_cameras: int | None = NUM_CAMERAS) -> Keypoints2D:
+    """Read ``data_2d_h36m_<source>.npz`` and check it against its own metadata (and, unless None, that every
+    recording has ``num_cameras`` views)."""
     path = Path(path)
     positions = load_pickled_dict(path, "positions_2d", "subject -> action -> [array per camera]")
     metadata = load_pickled_dict(path, "metadata", "of settings")
@@ -75,7 +77,7 @@ def load_keypoints_2d(path: str | Path, num_cameras: int = NUM_CAMERAS) -> Keypo
     for subject, actions in positions.items():
         for action, views in actions.items():
             where = f"{path}: positions_2d[{subject!r}][{action!r}]"
-            if len(views) != num_cameras:
+            if num_cameras is not None and len(views) != num_cameras:
                 raise ValueError(f"{where} has {len(views)} cameras, expected {num_cameras}")
             views = [np.asarray(v, dtype=np.float32) for v in views]
             for camera, view in enumerate(views):
@@ -189,6 +191,7 @@ def build_sequences(
     output_skeleton: Skeleton = H36M_17,
     source: str = "",
     drop_3d: bool = False,
+    cameras_of: Callable[[str], Sequence[CameraParameters]] = h36m_cameras,
 ) -> list[PoseSequence]:
     """Turn file contents into per-camera sequences in the framework's conventions.
 
@@ -196,11 +199,12 @@ def build_sequences(
     name, moved into each camera's frame and split into a root-relative pose and a root trajectory; 2D
     longer than the mocap is cut to its length. Without it (2D-only subjects), or with ``drop_3d`` (the
     unlabeled rest of labeled subjects: same frames as the labeled part, no targets), they are unlabeled.
+    ``cameras_of`` gives a subject's cameras in the files' camera order (the Human3.6M calibration by default).
     """
     sequences = []
     for subject in subjects:
         check_subjects(keypoints, positions_3d, [subject], source)
-        cameras = h36m_cameras(subject)
+        cameras = cameras_of(subject)
         for action in sorted(keypoints.positions[subject]):
             if not recordings.keeps(action):
                 continue
@@ -224,6 +228,8 @@ def build_sequences(
 
 
 def _recording_sequences(subject, action, views, world, cameras, recordings, output_skeleton):
+    if len(views) != len(cameras):
+        raise ValueError(f"{subject}/{action}: the 2D has {len(views)} cameras, the calibration {len(cameras)}")
     selected = range(len(views)) if recordings.cameras is None else recordings.cameras
     length = min(len(v) for v in views) if world is None else len(world)
     sequences = []
@@ -328,6 +334,7 @@ class Human36mDataModule(PoseDataModule):
         self.recordings = RecordingFilter(actions, cameras, subset, downsample, seed=subset_seed)
         self.synthetic_size, self.synthetic_seed = synthetic_size, synthetic_seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.subject_cameras: dict[str, tuple[CameraParameters, ...]] | None = None
 
     @property
     def dataset_dir(self) -> Path:
@@ -354,7 +361,10 @@ class Human36mDataModule(PoseDataModule):
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
         self.prepare_data()  # a no-op when present; lets setup() work without a Trainer
         folder = self.dataset_dir
-        keypoints = load_keypoints_2d(folder / f"data_2d_h36m_{self.source_2d}.npz")
+        self.subject_cameras = load_subject_cameras(folder / RIG_FILE) if (folder / RIG_FILE).is_file() else None
+        # a converted set's rig may have any number of cameras: checked per recording against it instead
+        expected = NUM_CAMERAS if self.subject_cameras is None else None
+        keypoints = load_keypoints_2d(folder / f"data_2d_h36m_{self.source_2d}.npz", expected)
         if keypoints.skeleton != self.input_skeleton:
             raise ValueError(
                 f"{folder / f'data_2d_h36m_{self.source_2d}.npz'}: layout {keypoints.skeleton.name!r}, "
@@ -414,6 +424,7 @@ class Human36mDataModule(PoseDataModule):
                     self.output_skeleton,
                     self.source_2d,
                     drop_3d=drop_3d,
+                    cameras_of=self.cameras_of,
                 )
                 uses[subject] -= 1
                 if uses[subject] == 0:
@@ -422,6 +433,15 @@ class Human36mDataModule(PoseDataModule):
                     release_freed_memory()
             converted.append(sequences)
         return converted
+
+    def cameras_of(self, subject: str) -> tuple[CameraParameters, ...]:
+        """The subject's cameras: from the dataset's ``cameras.json`` when it has one (a converted motion-capture
+        set), else the Human3.6M calibration."""
+        if self.subject_cameras is None:
+            return h36m_cameras(subject)
+        if subject not in self.subject_cameras:
+            raise KeyError(f"{self.dataset_dir / RIG_FILE} has no cameras for subject {subject!r}")
+        return self.subject_cameras[subject]
 
     def _check_action_filter(self, keypoints: Keypoints2D, path: Path) -> None:
         """Every ``actions`` prefix must select something: a typo would otherwise just shrink the data."""

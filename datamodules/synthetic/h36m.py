@@ -159,7 +159,7 @@ def h36m_keypoints_2d(world_32: np.ndarray, cameras: Sequence[CameraParameters])
     return list(project_to_pixels(points, cameras)[0].astype(np.float32))
 
 
-def _metadata(layout_name: str | None) -> dict:
+def keypoints_metadata(layout_name: str | None) -> dict:
     """The ``metadata`` entry of a 2D file; the real ``gt`` file has no ``layout_name``."""
     symmetry = [list(H36M_17.left), list(H36M_17.right)]
     metadata = {"num_joints": H36M_17.num_joints, "keypoints_symmetry": symmetry}
@@ -200,8 +200,8 @@ def synthesize_h36m(out_dir: str | Path, size: str = "default", seed: int = 0) -
     positions_3d, positions_2d = _synthesize_arrays(spec, seed)
     contents = {
         FILE_3D: {"positions_3d": positions_3d},
-        file_2d("gt"): {"positions_2d": positions_2d["gt"], "metadata": _metadata(None)},
-        file_2d("noisy"): {"positions_2d": positions_2d["noisy"], "metadata": _metadata("h36m")},
+        file_2d("gt"): {"positions_2d": positions_2d["gt"], "metadata": keypoints_metadata(None)},
+        file_2d("noisy"): {"positions_2d": positions_2d["noisy"], "metadata": keypoints_metadata("h36m")},
     }
     save_npz_files(out_dir, contents)
     return SynthesisSummary(

@@ -1,0 +1,6 @@
+"""The error every motion-capture reader and converter raises for bad input."""
+
+
+class MocapFormatError(ValueError):
+    """A motion-capture file, mapping, manifest or camera rig that cannot be used; the message names the file,
+    line, joint or key and what was expected."""
