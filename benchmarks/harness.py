@@ -68,7 +68,9 @@ class Comparison:
 
     def paired(self, arm: str, metric: str) -> tuple[float, float, float]:
         """Mean of ``arm - reference`` over seeds and its 95% Student-t interval ``(mean, low, high)``."""
-        differences = [a - b for a, b in zip(self.values(arm, metric), self.values(self.reference, metric), strict=True)]
+        differences = [
+            a - b for a, b in zip(self.values(arm, metric), self.values(self.reference, metric), strict=True)
+        ]
         mean = statistics.fmean(differences)
         if len(differences) < 2:
             return mean, float("nan"), float("nan")

@@ -299,3 +299,43 @@ def _chain(skeleton: BvhSkeleton, chunk: np.ndarray, joints: list[int]) -> tuple
         positions[joint] = positions[parent] + np.einsum("tij,tj->ti", rotations[parent], translation)
         rotations[joint] = rotations[parent] @ local if local is not None else rotations[parent]
     return rotations, positions
+
+
+def format_bvh(skeleton: BvhSkeleton, frame_time: float, motion: np.ndarray) -> str:
+    """The text of a BVH file holding ``motion`` ``(T, channels)`` for ``skeleton`` (end sites from the
+    ``<parent>_end`` joints); :func:`read_bvh` reads it back."""
+    children = {index: [] for index in range(len(skeleton.names))}
+    for index, parent in enumerate(skeleton.parents):
+        if parent >= 0:
+            children[parent].append(index)
+    lines = ["HIERARCHY"]
+
+    def block(index: int, depth: int) -> None:
+        pad, name = "  " * depth, skeleton.names[index]
+        offset = " ".join(f"{v:.6f}" for v in skeleton.offsets[index])
+        if not skeleton.channels[index] and skeleton.parents[index] >= 0:
+            lines.extend([f"{pad}End Site", f"{pad}{{", f"{pad}  OFFSET {offset}", f"{pad}}}"])
+            return
+        lines.append(f"{pad}{'ROOT' if skeleton.parents[index] < 0 else 'JOINT'} {name}")
+        lines.extend([f"{pad}{{", f"{pad}  OFFSET {offset}"])
+        channels = skeleton.channels[index]
+        lines.append(f"{pad}  CHANNELS {len(channels)} {' '.join(channels)}")
+        for child in children[index]:
+            block(child, depth + 1)
+        lines.append(f"{pad}}}")
+
+    block(0, 0)
+    lines += ["MOTION", f"Frames: {len(motion)}", f"Frame Time: {frame_time:.8f}"]
+    body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in np.asarray(motion))
+    return "\n".join(lines) + "\n" + body + "\n"
+
+
+def skeleton_from_tree(joints: Sequence[tuple[str, str | None, Sequence[float], Sequence[str]]]) -> BvhSkeleton:
+    """A :class:`BvhSkeleton` from ``(name, parent name, offset, channels)`` rows, parents first (end sites:
+    ``<parent>_end`` with no channels)."""
+    names = [name for name, *_ in joints]
+    parents = tuple(-1 if parent is None else names.index(parent) for _, parent, _, _ in joints)
+    channels = tuple(tuple(c) for *_, c in joints)
+    first = tuple(int(v) for v in np.concatenate([[0], np.cumsum([len(c) for c in channels])[:-1]]))
+    offsets = np.asarray([offset for _, _, offset, _ in joints], dtype=np.float64)
+    return BvhSkeleton(tuple(names), parents, offsets, channels, first)

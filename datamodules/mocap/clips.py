@@ -209,7 +209,8 @@ def resample(points: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
     if abs(fps - target_fps) < 1e-6 * target_fps:
         return points
     duration = (len(points) - 1) / fps
-    times = np.arange(int(math.floor(duration * target_fps + 1e-9)) + 1) / target_fps * fps
+    # a thousandth of a frame of slack: frame times are stored rounded (1/30 s as 0.033333)
+    times = np.arange(int(math.floor(duration * target_fps + 1e-3)) + 1) / target_fps * fps
     lower = np.minimum(np.floor(times).astype(np.int64), len(points) - 2)
     weight = (times - lower).reshape(-1, *[1] * (points.ndim - 1))
     return points[lower] * (1 - weight) + points[lower + 1] * weight
