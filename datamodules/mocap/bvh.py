@@ -16,6 +16,7 @@ operation, in chunks of frames so that memory stays bounded for hour-long takes.
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from collections.abc import Sequence
@@ -223,6 +224,11 @@ def _motion(path: Path, body: str, motion_line: int) -> tuple[int, float, np.nda
     if not frame_time > 0:
         raise MocapFormatError(f"{path}, line {motion_line + 2}: Frame Time must be positive, got {frame_time}")
     data = lines[3] if len(lines) > 3 else ""
+    try:  # one frame a line, as exporters write it: numpy's C table reader is the fastest path
+        values = np.loadtxt(io.StringIO(data), dtype=np.float64, ndmin=2).reshape(-1)
+        return int(frames_match.group(1)), frame_time, values, motion_line + 3
+    except ValueError:  # ragged, wrapped or broken rows: read value by value, naming what is wrong
+        pass
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         try:
@@ -245,18 +251,21 @@ def _values_up_to_error(path: Path, data: str, first_line: int) -> np.ndarray:
 
 def euler_matrices(angles_deg: np.ndarray, axes: str) -> np.ndarray:
     """Rotation matrices ``(T, 3, 3)`` of Euler angles ``(T, k)`` (degrees) composed in the order of ``axes``
-    (e.g. ``"ZXY"`` -> ``Rz @ Rx @ Ry``), for column vectors."""
-    result = np.broadcast_to(np.eye(3), (len(angles_deg), 3, 3)).copy()
+    (e.g. ``"ZXY"`` -> ``Rz @ Rx @ Ry``), for column vectors.
+
+    Right-multiplying by a rotation about axis ``i`` only mixes the two other columns, so each step is two
+    column updates instead of a batched 3x3 product.
+    """
+    result = np.zeros((len(angles_deg), 3, 3))
+    result[:, [0, 1, 2], [0, 1, 2]] = 1.0
     radians = np.deg2rad(angles_deg)
     for k, axis in enumerate(axes):
-        cos, sin = np.cos(radians[:, k]), np.sin(radians[:, k])
-        rotation = np.zeros((len(angles_deg), 3, 3))
+        cos, sin = np.cos(radians[:, k])[:, None], np.sin(radians[:, k])[:, None]
         i = "XYZ".index(axis)
         j, l = (i + 1) % 3, (i + 2) % 3
-        rotation[:, i, i] = 1.0
-        rotation[:, j, j], rotation[:, j, l] = cos, -sin
-        rotation[:, l, j], rotation[:, l, l] = sin, cos
-        result = result @ rotation
+        column_j, column_l = result[:, :, j].copy(), result[:, :, l]
+        result[:, :, j] = column_j * cos + column_l * sin
+        result[:, :, l] = column_l * cos - column_j * sin
     return result
 
 
@@ -326,8 +335,9 @@ def format_bvh(skeleton: BvhSkeleton, frame_time: float, motion: np.ndarray) -> 
 
     block(0, 0)
     lines += ["MOTION", f"Frames: {len(motion)}", f"Frame Time: {frame_time:.8f}"]
-    body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in np.asarray(motion))
-    return "\n".join(lines) + "\n" + body + "\n"
+    body = io.StringIO()
+    np.savetxt(body, np.asarray(motion), fmt="%.6f", delimiter=" ")
+    return "\n".join(lines) + "\n" + body.getvalue()
 
 
 def skeleton_from_tree(joints: Sequence[tuple[str, str | None, Sequence[float], Sequence[str]]]) -> BvhSkeleton:

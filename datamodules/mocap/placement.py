@@ -22,6 +22,7 @@ ROOT = H36M_32.index("pelvis")
 TOES = [H36M_32.index(name) for name in ("left_toe", "right_toe")]
 ANKLE_HEIGHT = 0.08  # metres of an ankle above the floor, for clips whose lowest joints are ankles
 SPARSE = 5  # frames between the checks of the sparse look
+LENGTH_TOLERANCE = 25  # frames (half a second) within which a piece's longest length is searched
 TURNS = (0.0, math.pi / 12, -math.pi / 12, math.pi / 6, -math.pi / 6, math.pi / 2, -math.pi / 2)
 
 
@@ -49,8 +50,11 @@ def yaw_matrix(yaw: float) -> np.ndarray:
     return np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
 
 
-def try_place(world: np.ndarray, volume: CaptureVolume, rng: np.random.Generator) -> Piece | None:
-    """``world`` ``(T, 32, 3)`` turned and moved into ``volume`` so that all cameras see it, or None."""
+def try_place(world: np.ndarray, volume: CaptureVolume, rng: np.random.Generator, stride: int = 1) -> Piece | None:
+    """``world`` ``(T, 32, 3)`` turned and moved into ``volume`` so that all cameras see it, or None.
+
+    ``stride`` > 1 checks every ``stride``-th frame only (a sparse look, used while searching piece lengths).
+    """
     path = world[:, ROOT, :2]
     centre = (path.min(0) + path.max(0)) / 2
     spread = path - path.mean(0)
@@ -68,8 +72,7 @@ def try_place(world: np.ndarray, volume: CaptureVolume, rng: np.random.Generator
         if not _root_path_near(path @ rotation[:2, :2].T + shift, volume):
             continue
         placed = world @ rotation.T + np.array([*shift, 0.0])
-        # a sparse look rejects most misfits at a fraction of the cost; a fit is then checked on every frame
-        if volume.sees(placed[::SPARSE, VISIBLE]).all() and volume.sees(placed[:, VISIBLE]).all():
+        if volume.sees(placed[::stride, VISIBLE]).all():
             return Piece(0, len(world), base + turn, (float(shift[0]), float(shift[1])), placed)
     return None
 
@@ -98,38 +101,46 @@ def place_clip(
         if piece is None:
             raise _unplaceable(where, 0, total, world, volume)
         return [piece], 0
-    pieces, start = [], 0
+    pieces, start, guess = [], 0, min(min_frames, total)
     while total - start >= min(min_frames, total):
-        piece = _longest_piece(world, volume, rng_for, start, min(min_frames, total))
+        piece = _longest_piece(world, volume, rng_for, start, min(min_frames, total), guess, SPARSE)
+        if piece is not None and not volume.sees(piece.world[:, VISIBLE]).all():  # the sparse look missed a frame
+            piece = _longest_piece(world, volume, rng_for, start, min(min_frames, total), piece.stop - start, 1)
         if piece is None:
             raise _unplaceable(where, start, min(start + min_frames, total), world, volume)
         pieces.append(piece)
-        start = piece.stop
+        start, guess = piece.stop, piece.stop - piece.start
     return pieces, total - start
 
 
-def _longest_piece(world, volume, rng_for, start: int, min_frames: int) -> Piece | None:
-    """The longest piece from ``start`` that fits, at least ``min_frames`` long: lengths double until one fails
-    (or the clip ends), then bisection between the last fit and the first failure; each try costs its length."""
+def _longest_piece(world, volume, rng_for, start: int, min_frames: int, guess: int, stride: int) -> Piece | None:
+    """A piece from ``start`` about as long as fits (within :data:`LENGTH_TOLERANCE` frames), at least
+    ``min_frames``, or None. Starting from ``guess`` frames (the previous piece's length), lengths double until
+    one fails or the clip ends, then bisection; each try costs its length divided by ``stride``."""
     total = len(world)
 
-    def attempt(stop: int) -> Piece | None:
-        piece = try_place(world[start:stop], volume, rng_for(start))
-        return None if piece is None else Piece(start, stop, piece.yaw, piece.shift, piece.world)
+    def attempt(length: int) -> Piece | None:
+        piece = try_place(world[start : start + length], volume, rng_for(start), stride)
+        return None if piece is None else Piece(start, start + piece.stop, piece.yaw, piece.shift, piece.world)
 
-    low = start + min_frames
-    best = attempt(low)
-    if best is None:
-        return None
-    high = total + 1  # the first end known not to fit
-    while low < total:
-        stop = min(total, start + 2 * (low - start))
-        piece = attempt(stop)
-        if piece is None:
-            high = stop
-            break
-        low, best = stop, piece
-    while high - low > 1 and low < total:
+    remaining = total - start
+    low, high = min_frames, remaining + 1  # low: to be shown to fit; high: the shortest length known not to fit
+    best = attempt(max(min_frames, min(guess, remaining)))
+    if best is not None:
+        low = best.stop - start
+        while low < remaining:
+            length = min(remaining, 2 * low)
+            piece = attempt(length)
+            if piece is None:
+                high = length
+                break
+            low, best = length, piece
+    else:
+        high = max(min_frames, min(guess, remaining))
+        best = attempt(min_frames) if high > min_frames else None
+        if best is None:
+            return None
+    while high - low > LENGTH_TOLERANCE and low < remaining:
         middle = (low + high) // 2
         piece = attempt(middle)
         if piece is None:
