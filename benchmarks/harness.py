@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shlex
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from scipy import stats
@@ -147,9 +150,12 @@ def write_block(path: Path, key: str, text: str) -> None:
 
 
 def report(options: argparse.Namespace, key: str, blocks: Sequence[str]) -> None:
-    """Print the study's tables and, with ``--markdown``, write them into the file's ``key`` block."""
-    text = "\n".join(blocks)
+    """Print the study's tables and, with ``--markdown``, write them (headed by the command that measured them)
+    into the file's ``key`` block."""
+    command = " ".join(["python", *(shlex.quote(arg) for arg in sys.argv)])
+    text = f"Measured by `{command}` on {date.today().isoformat()}.\n\n" + "\n".join(blocks)
     print("\n" + text)
     if options.markdown is not None:
+        key = "-".join([key, *options.datasets])  # one block per study and set(s), so sets can run separately
         write_block(options.markdown, key, text)
         print(f"wrote the {key!r} block of {options.markdown}")

@@ -1,45 +1,93 @@
-"""Shared by the study scripts: one CLI fit (which ends by testing its best checkpoint) and its result row."""
+"""Shared by the study scripts: one CLI fit and the test table of its last checkpoint, the study sets' data
+options, and the mean-pose baseline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
+from torch import Tensor, nn
+
 import cli
+from datamodules.base import PoseDataModule
 from lightning_modules.base import LiftingModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DATASETS = ("synthetic", "mocap")
+"""The study sets: the synthetic default, and the real-motion set (:mod:`real_motion`)."""
 
 
-def averages(module: LiftingModule, summary: str = "average") -> dict[str, float]:
-    """The summary row of the module's first test table by column (Human3.6M: action-wise means in mm;
-    3DHP: ``summary="all"``, PCK/AUC over every valid frame and errors in mm)."""
-    return table_rows(module)[summary]
+def dataset_overrides(dataset: str) -> list[str]:
+    """CLI options that point a Human3.6M experiment at a study set (its files are built on first use)."""
+    if dataset == "synthetic":
+        return []
+    from real_motion import ensure_real_motion_set
+
+    return ["--data.init_args.data_dir", str(ensure_real_motion_set())]
 
 
-def table_rows(module: LiftingModule, index: int = 0) -> dict[str, dict[str, float]]:
-    """Every row of one of the module's last test tables: row label -> column -> value."""
-    table = module.last_tables["test"][index]
+def table_rows(tables, index: int = 0) -> dict[str, dict[str, float]]:
+    """Every row of one test table: row label -> column -> value."""
+    table = tables[index]
     return {label: dict(zip(table.columns, values, strict=True)) for label, values in table.rows}
 
 
+def averages(module: LiftingModule, summary: str = "average") -> dict[str, float]:
+    """The summary row of the module's latest test table (Human3.6M: action-wise means in mm)."""
+    return table_rows(module.last_tables["test"])[summary]
+
+
 def fit_and_test(
-    experiment: str, out: Path, name: str, epochs: int, *overrides: str, summary: str = "average"
+    experiment: str, out: Path, name: str, epochs: int, *overrides: str, summary: str = "average", table: int = 0
 ) -> dict[str, float]:
-    """``poselift fit -c configs/experiments/<experiment>`` into ``out/name``; returns the test summary row."""
-    run = cli.lightning_main(
+    """``poselift fit -c configs/experiments/<experiment>`` into ``out/name`` with no validation (so nothing is
+    selected: the study reports the last checkpoint after a fixed budget); the summary row of its test table."""
+    tables = fit(experiment, out, name, epochs, *overrides).model.checkpoint_tables["last"]
+    return table_rows(tables, table)[summary]
+
+
+def fit(experiment: str, out: Path, name: str, epochs: int, *overrides: str) -> cli.PoseliftCLI:
+    """The fitted CLI run (``run.model.checkpoint_tables["last"]`` holds the last checkpoint's test tables)."""
+    return cli.lightning_main(
         [
             "fit",
             "-c", str(CONFIGS / "experiments" / experiment),
             "--trainer.max_epochs", str(epochs),
+            "--trainer.limit_val_batches", "0",
             "--trainer.logger.init_args.save_dir", str(out),
             "--trainer.logger.init_args.name", name,
             *overrides,
         ]
     )  # fmt: skip
-    return averages(run.model, summary)
 
 
-def best_checkpoint(out: Path, name: str) -> Path:
-    """The best checkpoint of the run ``out/name`` (written by :func:`fit_and_test`)."""
-    (path,) = (out / name).glob("version_*/checkpoints/best-*.ckpt")
+def last_checkpoint(out: Path, name: str) -> Path:
+    """The last checkpoint of the run ``out/name`` (written by :func:`fit`)."""
+    (path,) = (out / name).glob("version_*/checkpoints/last.ckpt")
     return path
+
+
+class MeanPose(nn.Module):
+    """A 'lifter' that ignores its input and returns one fixed pose ``(J, 3)`` for every frame."""
+
+    receptive_field, causal = 1, False
+
+    def __init__(self, pose: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("pose", pose)
+
+    def forward(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
+        batch, frames = keypoints_2d.shape[:2]
+        return self.pose.expand(batch, frames, *self.pose.shape)
+
+
+def mean_pose_baseline(data: PoseDataModule, scale_free: bool = False) -> LiftingModule:
+    """Test the training split's mean root-relative pose on ``data``'s test split; returns the tested module.
+    ``data`` must not be set up yet (it is given the mean pose's one-frame timing)."""
+    data.set_timing(1, causal=False)
+    data.setup("test")
+    store = data.stores["train"]
+    mean = store.poses_3d[: store.size].mean(dim=0)  # unflipped windows only
+    module = LiftingModule(MeanPose(mean), flip_test=False)
+    pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(module, datamodule=data)
+    return module

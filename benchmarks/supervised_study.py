@@ -1,13 +1,15 @@
-"""Supervised study on the default synthetic Human3.6M set.
+"""Supervised study, seeded, on the synthetic default and on the real-motion set.
 
-1. Mean-pose baseline: predict the training set's mean root-relative pose for every frame.
-2. The quickstart experiment (27 frames), trained and tested through the CLI.
-3. The same experiment with a single-frame lifter (filter widths 1, 1, 1): same channels, epochs, batches.
+Arms (same data, same budget, the last checkpoint tested; no validation, so nothing is selected):
+1. mean pose: the training split's mean root-relative pose for every frame (no training; the same every seed);
+2. 1 frame: the quickstart lifter with filter widths 1, 1, 1 (same channels, epochs, batches);
+3. 27 frames: the quickstart experiment.
 
-Prints the protocol averages (mm) and checks: quickstart P1 <= 40% of the baseline's; 27 frames beat 1 frame
-on P1 and MPJVE.
+Reports P1, P2, P3 and MPJVE (mm, action-wise) as mean ± std over seeds and the paired differences against
+the 27-frame lifter.
 
-Usage: python benchmarks/supervised_study.py [--epochs 3] [--out runs/study]
+Usage: python benchmarks/supervised_study.py [--seeds 3] [--datasets synthetic mocap] [--epochs-synthetic 2]
+       [--epochs-mocap 10] [--markdown docs/benchmarks.md] [--out DIR]
 """
 
 from __future__ import annotations
@@ -16,66 +18,48 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import lightning.pytorch as pl
-import torch
-from runs import averages, fit_and_test
-from torch import Tensor, nn
+from harness import Comparison, add_study_arguments, report, run_comparison, seed_overrides, seeds_of
+from runs import CONFIGS, averages, dataset_overrides, fit_and_test, mean_pose_baseline
 
 import cli
-from datamodules.human36m import Human36mDataModule
-from lightning_modules.base import LiftingModule
 
 COLUMNS = ("P1", "P2", "P3", "MPJVE")
 
 
-class MeanPose(nn.Module):
-    """A 'lifter' that ignores its input and returns one fixed pose ``(J, 3)`` for every frame."""
+def study(dataset: str, epochs: int, seeds: list[int], out: Path) -> Comparison:
+    data = dataset_overrides(dataset)
+    _, datamodule = cli.instantiate_from_config(str(CONFIGS / "experiments/quickstart.yaml"), data)
+    baseline = averages(mean_pose_baseline(datamodule))
 
-    receptive_field, causal = 1, False
+    def lifter(widths: str, name: str):
+        def run(seed: int) -> dict[str, float]:
+            return fit_and_test(
+                "quickstart.yaml", out / dataset, f"{name}_seed{seed}", epochs, *data, *seed_overrides(seed),
+                "--model.init_args.lifter.init_args.filter_widths", widths,
+            )  # fmt: skip
 
-    def __init__(self, pose: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("pose", pose)
+        return run
 
-    def forward(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
-        batch, frames = keypoints_2d.shape[:2]
-        return self.pose.expand(batch, frames, *self.pose.shape)
-
-
-def mean_pose_baseline() -> dict[str, float]:
-    data = Human36mDataModule(synthetic_size="default")
-    data.setup("test")
-    mean = data.stores["train"].poses_3d[: data.stores["train"].size].mean(dim=0)  # unflipped copy only
-    module = LiftingModule(MeanPose(mean), flip_test=False)
-    pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(module, datamodule=data)
-    return averages(module)
+    arms = {
+        "mean pose": lambda seed: baseline,
+        "1 frame": lifter("[1, 1, 1]", "1f"),
+        "27 frames": lifter("[3, 3, 3]", "27f"),
+    }
+    title = f"Supervised lifters, {dataset} set, {epochs} epochs, last checkpoint (test, action-wise mm)"
+    return run_comparison(Comparison(title, COLUMNS, "27 frames"), arms, seeds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of both trained models (quickstart: 3)")
-    parser.add_argument("--out", default=None, help="run folder (default: a temporary one)")
+    add_study_arguments(parser)
+    parser.add_argument("--epochs-synthetic", type=int, default=2)
+    parser.add_argument("--epochs-mocap", type=int, default=10)
     options = parser.parse_args()
     cli.quiet_known_noise()
-    torch.manual_seed(0)
-    out = Path(options.out or tempfile.mkdtemp(prefix="poselift_study_"))
-
-    results = {"mean pose (train mean)": mean_pose_baseline()}
-    results["1 frame (widths 1,1,1)"] = fit_and_test(
-        "quickstart.yaml", out, "single_frame", options.epochs,
-        "--model.init_args.lifter.init_args.filter_widths", "[1, 1, 1]",
-    )  # fmt: skip
-    results["27 frames (quickstart)"] = fit_and_test("quickstart.yaml", out, "quickstart", options.epochs)
-
-    print(f"\nTest protocols on the default synthetic set, action-wise means (mm); runs in {out}")
-    print(f"{'model':<26}" + "".join(f"{c:>9}" for c in COLUMNS))
-    for name, values in results.items():
-        print(f"{name:<26}" + "".join(f"{values[c]:>9.1f}" for c in COLUMNS))
-    baseline, single, temporal = results.values()
-    ratio = temporal["P1"] / baseline["P1"]
-    print(f"\nquickstart P1 / mean-pose P1 = {ratio:.1%} (target <= 40%): {'PASS' if ratio <= 0.4 else 'FAIL'}")
-    better = temporal["P1"] < single["P1"] and temporal["MPJVE"] < single["MPJVE"]
-    print(f"27 frames beat 1 frame on P1 and MPJVE: {'PASS' if better else 'FAIL'}")
+    out = options.out or Path(tempfile.mkdtemp(prefix="poselift_supervised_"))
+    epochs = {"synthetic": options.epochs_synthetic, "mocap": options.epochs_mocap}
+    blocks = [study(d, epochs[d], seeds_of(options), out).markdown() for d in options.datasets]
+    report(options, "supervised", blocks)
 
 
 if __name__ == "__main__":
