@@ -77,6 +77,7 @@ class PoseliftCLI(LightningCLI):
     # -- bad input fails before the trainer writes anything (run folder, config.yaml, events, checkpoints) ------
     def before_fit(self) -> None:
         self.check_inputs()
+        self.model.check_fit_inputs(resuming=bool(self.config_init[self.subcommand].get("ckpt_path")))
 
     def before_validate(self) -> None:
         self.check_inputs()
@@ -309,8 +310,7 @@ def instantiate_from_config(config: str, overrides: Sequence[str] = ()) -> tuple
 
 
 def retrieval(argv: Sequence[str]) -> int:
-    import torch
-
+    from lightning_modules.checkpoints import read_checkpoint
     from lightning_modules.retrieval import model_methods, retrieval_report
     from lightning_modules.supervised import SupervisedLifting
 
@@ -323,14 +323,20 @@ def retrieval(argv: Sequence[str]) -> int:
     parser.add_argument("--stride", type=int, default=10, help="keep every k-th frame")
     parser.add_argument("--threshold", type=float, default=0.1, help="NP-MPJPE at most this is a hit")
     parser.add_argument("--out", help="folder for the CSV/JSON table (default: next to --ckpt_path)")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
+    )
     parser.epilog = "Other --data.* / --model.* options override the config, e.g. --data.init_args.train_subjects=[S8]"
     options, overrides = parser.parse_known_args(argv)
     model, data = instantiate_from_config(options.config, overrides)
     if options.ckpt_path:
-        model.load_state_dict(torch.load(options.ckpt_path, map_location="cpu", weights_only=False)["state_dict"])
+        model.load_state_dict(read_checkpoint(options.ckpt_path, options.trust_pickle, "--ckpt_path")["state_dict"])
     baselines = {}
     if options.baseline_ckpt:
-        baselines["supervised"] = SupervisedLifting.load_from_checkpoint(options.baseline_ckpt, map_location="cpu")
+        read_checkpoint(options.baseline_ckpt, options.trust_pickle, "--baseline_ckpt")  # refuses untrusted pickles
+        baselines["supervised"] = SupervisedLifting.load_from_checkpoint(
+            options.baseline_ckpt, map_location="cpu", weights_only=not options.trust_pickle
+        )
     data.setup("test")
     table = retrieval_report(
         data.synchronized_views(options.split),

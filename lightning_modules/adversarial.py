@@ -15,9 +15,12 @@ terms of a part depend on that part's generator only (lifting is per part), so t
 
 Evaluation is the shared one, scale-free: the poses are in normalised units, so P2 (no reflection, the headline),
 P2 with reflections, P3 and MPJPE at the ground-truth scale (an oracle) are reported. Model selection is label-free:
-``val/cycle_2d`` (the cycle error on held-out 2D) and the discriminator's mean outputs are logged every validation.
+``val/cycle_2d`` (the cycle error on the validation split's 2D) and the discriminator's mean outputs are logged
+every validation.
 
-``DistillationLifting`` trains one student on the whole pose with MSE to the frozen teachers' depths.
+``DistillationLifting`` trains one student on the whole pose with MSE to the frozen teachers' depths; it logs the
+same ``val/cycle_2d`` (through the student) and ``val/distillation_mse``, so its checkpoints are selected the same
+label-free way.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from components.adversarial import (
 )
 from components.batch import PoseBatch
 from lightning_modules.base import LiftingModule
+from lightning_modules.checkpoints import read_checkpoint
+from lightning_modules.hparams import class_path
 
 DEFAULT_ADVERSARIAL_WEIGHTS = {"torso": 0.625, "legs": 0.375, "solo": 0.15}
 
@@ -69,6 +74,34 @@ class _FrameLifting(LiftingModule):
         if mirror_probability > 0 and torch.rand(()) < mirror_probability:
             normalised = normalised * normalised.new_tensor([-1.0, 1.0])
         return normalised
+
+    # -- label-free model selection --------------------------------------------------------------------------
+    def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
+        """The shared 3D evaluation (logged, never used for selection by default) and the label-free statistics
+        of the validation split's 2D: ``val/cycle_2d`` and those :meth:`label_free_stats` adds."""
+        super().validation_step(batch, batch_idx)
+        x = self.frames(batch)
+        # The same rotations at every validation (seeded by the batch index), so the numbers compare across epochs.
+        generator = torch.Generator().manual_seed(batch_idx)
+        rotation = random_rotations(
+            len(x), self.hparams.azimuth_degrees, self.hparams.elevation_degrees, generator=generator
+        ).to(x)
+        projection, offset = self.hparams.projection, self.hparams.depth_offset
+        pose = lift_pose(x, self.lifter.depths(x), projection, offset)
+        views = cycle_views(self.lifter.depths, pose, rotation, projection, offset)
+        stats = {"cycle_2d": F.mse_loss(views.cycled_2d, x, reduction="none").mean(dim=(-2, -1))}
+        for name, values in (stats | self.label_free_stats(x, views)).items():
+            self.validation_stats[name].update(values)
+
+    def label_free_stats(self, x: Tensor, views) -> dict[str, Tensor]:
+        """Further per-frame statistics of validation 2D ``x`` ``(N, J, 2)`` (none here)."""
+        return {}
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        for name, metric in self.validation_stats.items():
+            self.log(f"val/{name}", metric.compute())
+            metric.reset()
 
 
 class AdversarialLifting(_FrameLifting):
@@ -182,35 +215,25 @@ class AdversarialLifting(_FrameLifting):
         self.log_dict({"train/g_loss": generator_loss, "train/d_loss": d_loss}, prog_bar=True)
         self.log_dict({"train/d_real": real_logits.sigmoid().mean(), "train/d_fake": fake_logits.sigmoid().mean()})
 
-    # -- label-free model selection --------------------------------------------------------------------------
-    def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
-        super().validation_step(batch, batch_idx)
-        x = self.frames(batch)
-        # The same rotations at every validation (seeded by the batch index), so the numbers compare across epochs.
-        generator = torch.Generator().manual_seed(batch_idx)
-        rotation = random_rotations(
-            len(x), self.hparams.azimuth_degrees, self.hparams.elevation_degrees, generator=generator
-        ).to(x)
-        pose = self._pose(x, self.lifter.depths(x))
-        views = cycle_views(self.lifter.depths, pose, rotation, self.hparams.projection, self.hparams.depth_offset)
-        self.validation_stats["cycle_2d"].update(F.mse_loss(views.cycled_2d, x, reduction="none").mean(dim=(-2, -1)))
-        self.validation_stats["d_real"].update(self.discriminator(x).sigmoid())
-        self.validation_stats["d_fake"].update(self.discriminator(views.rotated_2d).sigmoid())
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        for name, metric in self.validation_stats.items():
-            self.log(f"val/{name}", metric.compute())
-            metric.reset()
+    def label_free_stats(self, x: Tensor, views) -> dict[str, Tensor]:
+        """The discriminator's mean outputs on the validation 2D and on its rotated lifts."""
+        return {"d_real": self.discriminator(x).sigmoid(), "d_fake": self.discriminator(views.rotated_2d).sigmoid()}
 
 
 class DistillationLifting(_FrameLifting):
     """One student for the whole pose, trained with MSE to the frozen teachers' depths (no adversarial term).
 
+    The teachers' weights are read from ``teacher_checkpoint`` when a fit starts from scratch; afterwards they
+    are part of this module's own state, so its checkpoints load, test, predict and export without that file.
+
     Args:
         lifter: the student (e.g. :class:`StudentLifter`); its checkpoint is a lifter like any other.
         teacher: the teachers' lifter (e.g. a torso/legs :class:`PartLifter`), frozen.
         teacher_checkpoint: an ``AdversarialLifting`` checkpoint whose ``lifter.*`` weights load into ``teacher``.
+        trust_pickle: unpickle objects in ``teacher_checkpoint`` (only for a file you trust; ``poselift fit``
+            writes checkpoints that need no unpickling).
+        projection, depth_offset, azimuth_degrees, elevation_degrees: of the label-free ``val/cycle_2d``, as the
+            teachers were trained.
         lr: Adam learning rate. mirror_probability: as :class:`AdversarialLifting`.
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
@@ -220,6 +243,11 @@ class DistillationLifting(_FrameLifting):
         lifter: nn.Module,
         teacher: nn.Module,
         teacher_checkpoint: str | None = None,
+        trust_pickle: bool = False,
+        projection: Literal["orthographic", "perspective"] = "orthographic",
+        depth_offset: float = 10.0,
+        azimuth_degrees: float = 160.0,
+        elevation_degrees: float = 10.0,
         lr: float = 2e-4,
         mirror_probability: float = 0.5,
         input_layout: str = "h36m",
@@ -231,9 +259,47 @@ class DistillationLifting(_FrameLifting):
         super().__init__(lifter, None, input_layout, output_layout, flip_test, flip_val, by_subject)
         self.save_hyperparameters()
         self.teacher = teacher
-        if teacher_checkpoint is not None:
-            self.teacher.load_state_dict(teacher_weights(teacher_checkpoint))
         self.teacher.requires_grad_(False).eval()
+        self.validation_stats = nn.ModuleDict({name: MeanMetric() for name in ("cycle_2d", "distillation_mse")})
+
+    def check_fit_inputs(self, resuming: bool) -> None:
+        """A fresh fit needs readable teachers' weights that fit ``teacher`` (checked before anything is written)."""
+        if not resuming:
+            self.teacher.load_state_dict(self.teacher_weights())
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.trainer.ckpt_path is None:  # resumed fits restore the teachers with the rest
+            self.teacher.load_state_dict(self.teacher_weights())
+
+    def teacher_weights(self) -> dict[str, Tensor]:
+        """The ``lifter.*`` weights of ``teacher_checkpoint``, checked against ``teacher``.
+
+        Raises:
+            ValueError (FileNotFoundError when missing): naming the file and what was expected.
+        """
+        path = self.hparams.teacher_checkpoint
+        if path is None:
+            raise ValueError(
+                "DistillationLifting needs teacher_checkpoint: the teachers' AdversarialLifting checkpoint"
+            )
+        checkpoint = read_checkpoint(path, self.hparams.trust_pickle, "teacher_checkpoint")
+        hyper_parameters = checkpoint.get("hyper_parameters") or {}
+        regime, expected_regime = hyper_parameters.get("_class_path"), class_path(AdversarialLifting)
+        if regime not in (None, expected_regime):
+            raise ValueError(f"teacher_checkpoint {path} is a {regime} checkpoint; expected an {expected_regime} one")
+        weights = {k.removeprefix("lifter."): v for k, v in checkpoint["state_dict"].items() if k.startswith("lifter.")}
+        spec = hyper_parameters.get("lifter")
+        layout = spec.get("init_args", {}).get("layout") if isinstance(spec, dict) else None
+        mismatches = _mismatched_tensors(weights, self.teacher.state_dict())
+        if layout not in (None, self.teacher.skeleton.name) or mismatches:
+            teacher = self.teacher
+            raise ValueError(
+                f"teacher_checkpoint {path}: its lifter ({f'layout {layout!r}' if layout else 'weights'}) does not "
+                f"fit the configured teacher {type(teacher).__name__}(layout={teacher.skeleton.name!r}, "
+                f"parts={teacher.parts!r})" + (f": {'; '.join(mismatches[:3])}" if mismatches else "")
+            )
+        return weights
 
     def train(self, mode: bool = True) -> DistillationLifting:
         super().train(mode)
@@ -251,11 +317,16 @@ class DistillationLifting(_FrameLifting):
         self.log("train/distillation_mse", loss, prog_bar=True)
         return loss
 
+    def label_free_stats(self, x: Tensor, views) -> dict[str, Tensor]:
+        """How far the student is from its teachers on the validation 2D (no labels involved)."""
+        return {"distillation_mse": (self.lifter.depths(x) - self.teacher.depths(x)).square().mean(dim=-1)}
 
-def teacher_weights(checkpoint: str) -> dict[str, Tensor]:
-    """The ``lifter.*`` weights of a checkpoint, keyed for the lifter itself."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    weights = {key.removeprefix("lifter."): value for key, value in state.items() if key.startswith("lifter.")}
-    if not weights:
-        raise ValueError(f"{checkpoint}: no 'lifter.*' weights in its state_dict (keys: {sorted(state)[:5]}...)")
-    return weights
+
+def _mismatched_tensors(saved: dict[str, Tensor], expected: dict[str, Tensor]) -> list[str]:
+    """``name: checkpoint (shape), model (shape)`` for tensors missing, unexpected or of another shape."""
+    lines = [
+        f"{key}: checkpoint {tuple(saved[key].shape) if key in saved else 'missing'}, model {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key not in saved or saved[key].shape != value.shape
+    ]
+    return lines + [f"{key}: checkpoint only" for key in sorted(saved.keys() - expected.keys())]

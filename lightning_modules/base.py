@@ -202,9 +202,15 @@ class LiftingModule(pl.LightningModule):
         experiment.add_figure("val/poses", figure, self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        complete_specs(
-            checkpoint.get("hyper_parameters", {}), {"lifter": self.lifter, "trajectory_model": self.trajectory_model}
-        )
+        """Complete every network spec of the hyper-parameters from the live networks (linked arguments such as
+        joint counts are missing from the CLI's specs), so the checkpoint rebuilds its networks on its own."""
+        hyper_parameters = checkpoint.get("hyper_parameters", {})
+        networks = {name: getattr(self, name, None) for name in hyper_parameters}
+        complete_specs(hyper_parameters, {k: v for k, v in networks.items() if isinstance(v, nn.Module)})
+
+    def check_fit_inputs(self, resuming: bool) -> None:
+        """Raise for inputs of the regime that a fit would only meet later (``poselift fit`` calls it before
+        anything is written); ``resuming`` says the fit continues a checkpoint. Nothing to check here."""
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Reseed torch's global generator from ``(seed, rank, epoch, batch)`` when a seed is set.

@@ -8,6 +8,7 @@ that ``SupervisedLifting.load_from_checkpoint`` rebuilds the networks, and the w
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import lightning
@@ -17,6 +18,35 @@ from components.atomic import atomic_destination
 from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
 from lightning_modules.hparams import INSTANTIATOR, class_path, module_spec
 from lightning_modules.supervised import SupervisedLifting
+
+
+def read_checkpoint(path: str | Path, trust_pickle: bool = False, what: str = "checkpoint") -> dict:
+    """A Lightning checkpoint's contents, tensors and plain values only unless ``trust_pickle``.
+
+    Checkpoints written by ``poselift fit`` hold no pickled objects and always load; a module built in Python
+    stores its networks as objects, which only ``trust_pickle=True`` unpickles (unpickling can run code: trusted
+    files only). ``what`` names the file's role in errors (e.g. ``teacher_checkpoint``).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: pickled objects without trust, or not a Lightning checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{what} {path} holds pickled objects (a module built in Python stores its networks as objects); "
+            "pass trust_pickle=True (--trust-pickle) for a file you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:  # torch reports damaged archives with several types
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise ValueError(f"{what} {path}: cannot read as a Lightning checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise ValueError(f"{what} {path}: expected a Lightning checkpoint with a 'state_dict', got {keys}")
+    return checkpoint
 
 
 def save_checkpoint_atomic(payload: dict, path: str | Path) -> Path:

@@ -22,7 +22,6 @@ import copy
 import importlib
 import json
 import logging
-import pickle
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from torch import Tensor, nn
 
 from components.atomic import atomic_destination
 from lightning_modules.base import LiftingModule
+from lightning_modules.checkpoints import read_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "keypoints_2d", "poses_3d"
@@ -60,7 +60,7 @@ def load_lifting_module(path: str | Path, trust_pickle: bool = False) -> Lifting
     Raises:
         ValueError: not a poselift checkpoint, pickled objects without ``trust_pickle``, or an unknown network.
     """
-    checkpoint = _read_checkpoint(Path(path), trust_pickle)
+    checkpoint = read_checkpoint(path, trust_pickle)
     hparams = checkpoint.get("hyper_parameters") or {}
     if hparams.get("lifter") is None:
         raise ValueError(
@@ -81,22 +81,6 @@ def load_lifting_module(path: str | Path, trust_pickle: bool = False) -> Lifting
     )
     module.load_state_dict(_network_weights(checkpoint, tuple(networks), path))
     return module.eval()
-
-
-def _read_checkpoint(path: Path, trust_pickle: bool) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError:
-        raise ValueError(
-            f"{path} holds pickled objects (a module built in Python stores its networks as objects); "
-            "pass trust_pickle=True (--trust-pickle) for a file you trust"
-        ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{path}: expected a Lightning checkpoint with a 'state_dict', got {keys}")
-    return checkpoint
 
 
 def _network(spec: object, name: str, path: str | Path, trust_pickle: bool) -> nn.Module:

@@ -95,24 +95,30 @@ def test_fit_logs_label_free_selection_and_scale_free_protocols(tmp_path):
         torch.equal(a, b) for a, b in zip(restored.state_dict().values(), model.state_dict().values(), strict=True)
     )
 
-    student = DistillationLifting(StudentLifter(**SMALL), PartLifter(**SMALL), teacher_checkpoint=str(path))
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(student.teacher.state_dict().values(), model.lifter.state_dict().values(), strict=True)
+    student = DistillationLifting(
+        StudentLifter(**SMALL), PartLifter(**SMALL), teacher_checkpoint=str(path), trust_pickle=True
     )
     trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=1, limit_train_batches=3, logger=False,
                          enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-    before = [p.clone() for p in student.teacher.parameters()]
-    trainer.fit(student, datamodule=data)
-    assert all(torch.equal(a, b) for a, b in zip(before, student.teacher.parameters(), strict=True))  # frozen
-    assert "train/distillation_mse" in trainer.callback_metrics
+    trainer.fit(student, datamodule=data)  # a fresh fit reads the teachers' weights, then keeps them frozen
+    teacher = model.lifter.state_dict()
+    assert all(torch.equal(value, teacher[key]) for key, value in student.teacher.state_dict().items())
+    assert {"train/distillation_mse", "val/cycle_2d", "val/distillation_mse", "val/p2_mm"} <= set(
+        trainer.callback_metrics
+    )
     trainer.test(student, datamodule=data)
     assert student.last_tables["test"][0].columns == ("P2", "P2 with reflection", "P3", "MPJPE GT scale")
+    trainer.save_checkpoint(tmp_path / "student.ckpt")
+    path.unlink()  # the student's checkpoint holds the teachers' weights: it needs their file no more
+    restored = DistillationLifting.load_from_checkpoint(tmp_path / "student.ckpt", weights_only=False)
+    assert all(torch.equal(value, student.state_dict()[key]) for key, value in restored.state_dict().items())
 
 
 def test_solo_baseline_and_errors(tmp_path):
     assert teachers("solo").adversarial_weights == {"solo": 0.15}
     with pytest.raises(ValueError, match=r"adversarial_weights names \['arms'\]"):
         AdversarialLifting(PartLifter(**SMALL), ResidualDiscriminator(17, **SMALL), adversarial_weights={"arms": 1})
-    with pytest.raises(FileNotFoundError):
-        DistillationLifting(StudentLifter(**SMALL), PartLifter(**SMALL), teacher_checkpoint=str(tmp_path / "none.ckpt"))
+    student = DistillationLifting(StudentLifter(**SMALL), PartLifter(**SMALL), teacher_checkpoint=str(tmp_path / "x"))
+    with pytest.raises(FileNotFoundError, match=r"teacher_checkpoint .*x does not exist"):
+        student.check_fit_inputs(resuming=False)
+    student.check_fit_inputs(resuming=True)  # a resumed fit restores the teachers from its own checkpoint
