@@ -13,13 +13,13 @@ import argparse
 import math
 import re
 import shlex
-import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 from scipy import stats
 
 from components.atomic import write_text_atomic
@@ -61,24 +61,24 @@ class Comparison:
     seeds: list[int] = field(default_factory=list)
     results: dict[str, list[Metrics]] = field(default_factory=dict)
     higher_is_better: tuple[str, ...] = ()
+    repeats: str = "seeds"  # what the results of an arm are over (seeds, or e.g. runs)
 
     def values(self, arm: str, metric: str) -> list[float]:
         return [run[metric] for run in self.results[arm]]
 
     def mean_std(self, arm: str, metric: str) -> tuple[float, float]:
-        values = self.values(arm, metric)
-        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+        values = np.asarray(self.values(arm, metric), dtype=np.float64)
+        return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else float("nan"))
 
     def paired(self, arm: str, metric: str) -> tuple[float, float, float]:
         """Mean of ``arm - reference`` over seeds and its 95% Student-t interval ``(mean, low, high)``."""
-        differences = [
-            a - b for a, b in zip(self.values(arm, metric), self.values(self.reference, metric), strict=True)
-        ]
-        mean = statistics.fmean(differences)
+        pairs = zip(self.values(arm, metric), self.values(self.reference, metric), strict=True)
+        differences = np.asarray([a - b for a, b in pairs], dtype=np.float64)
+        mean = float(differences.mean())
         if len(differences) < 2:
             return mean, float("nan"), float("nan")
-        half = stats.t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
-        return mean, mean - half, mean + half
+        half = stats.t.ppf(0.975, len(differences) - 1) * differences.std(ddof=1) / math.sqrt(len(differences))
+        return mean, float(mean - half), float(mean + half)
 
     def relative(self, arm: str, metric: str) -> float:
         """The mean paired difference relative to the reference's mean (``-0.1``: 10% lower)."""
@@ -94,8 +94,8 @@ class Comparison:
 
     def markdown(self) -> str:
         """Two tables: mean ± std per arm, then the paired differences against the reference arm."""
-        seeds = ", ".join(map(str, self.seeds))
-        lines = [f"**{self.title}** (seeds {seeds}; mean ± std)", ""]
+        seeds = ", ".join(map(str, self.seeds)) if self.repeats == "seeds" else str(len(self.seeds))
+        lines = [f"**{self.title}** ({self.repeats} {seeds}; mean ± std)", ""]
         lines += ["| arm | " + " | ".join(self.metrics) + " |", "|---" * (len(self.metrics) + 1) + "|"]
         for arm in self.results:
             cells = [_mean_std(*self.mean_std(arm, metric)) for metric in self.metrics]

@@ -21,7 +21,7 @@ distilled student.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import torch
@@ -343,3 +343,25 @@ def discriminator_loss(
 def generator_adversarial_loss(fake_logits: Tensor, mode: AdversarialMode = "bce", real_label: float = 0.8) -> Tensor:
     """The generators' adversarial term: their fakes ``(B,)`` (logits) are pushed towards ``real_label``."""
     return _criterion(fake_logits, torch.full_like(fake_logits, real_label), mode)
+
+
+def reflected_parts(pred: Tensor, target: Tensor, parts: Mapping[str, Sequence[int]]) -> dict[str, Tensor]:
+    """Per frame, whether each part's predicted depths run against the true ones: ``name -> (N,)`` bool.
+
+    A part is reflected when the depths of its joints, each centred on the part's mean depth, correlate
+    negatively with the truth's (scale-free, so normalised predictions compare with poses in metres). Parts
+    lifted by independent generators can each settle on a sign; a frame whose parts disagree is not fixed by a
+    global reflection, which is why P2 with reflection can stay far above a consistent model's.
+
+    Args:
+        pred, target: ``(N, J, 3)`` root-relative poses, camera space (z = depth).
+        parts: part name -> joint indices (``PartLifter.part_indices``).
+    """
+    if pred.shape != target.shape or pred.shape[-1] != 3:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (N, J, 3)")
+    reflected = {}
+    for name, joints in parts.items():
+        depth, true = pred[..., list(joints), 2], target[..., list(joints), 2]
+        depth, true = depth - depth.mean(-1, keepdim=True), true - true.mean(-1, keepdim=True)
+        reflected[name] = (depth * true).sum(-1) < 0
+    return reflected

@@ -45,6 +45,7 @@ from components.adversarial import (
     rotate,
 )
 from components.batch import PoseBatch
+from components.geometry import flip_horizontal
 from lightning_modules.base import LiftingModule
 from lightning_modules.checkpoints import read_checkpoint
 from lightning_modules.hparams import class_path
@@ -67,12 +68,14 @@ class _FrameLifting(LiftingModule):
         return True
 
     def frames(self, batch: PoseBatch | Mapping[str, PoseBatch], mirror_probability: float = 0.0) -> Tensor:
-        """``(N, J, 2)`` 2D of every frame, normalised as the lifter expects (``lifter.normalize``); mirrored
-        (x -> -x) with the given probability per batch, as augmentation (without a left/right swap, like the
-        published training)."""
+        """``(N, J, 2)`` 2D of every frame, normalised as the lifter expects (``lifter.normalize``); mirrored with
+        the given probability per batch, as augmentation (``mirror``: see :class:`AdversarialLifting`)."""
         normalised = self.lifter.normalize(_keypoints(batch)[..., :2].flatten(0, 1))
         if mirror_probability > 0 and torch.rand(()) < mirror_probability:
-            normalised = normalised * normalised.new_tensor([-1.0, 1.0])
+            if self.hparams.mirror == "flip":
+                normalised = flip_horizontal(normalised, self.input_skeleton)
+            else:
+                normalised = normalised * normalised.new_tensor([-1.0, 1.0])
         return normalised
 
     # -- label-free model selection --------------------------------------------------------------------------
@@ -117,7 +120,13 @@ class AdversarialLifting(_FrameLifting):
         adversarial_weights: per generator name; defaults torso 0.625, legs 0.375, solo 0.15.
         cycle_weight, consistency_weight: loss weights (10 and 3).
         lr: Adam learning rate of generators and discriminator.
-        mirror_probability: chance per batch of mirroring the 2D (x -> -x).
+        mirror_probability: chance per batch of mirroring the 2D.
+        mirror: ``flip`` (x -> -x and left/right joints swapped: the mirror image of a real person, as the
+            supervised regimes flip) or ``x_only`` (x -> -x alone, as the published TIPS code). ``x_only`` turns
+            people into their mirror twins with the same labels; the discriminator, which sees those as real,
+            then cannot tell a pose from its depth reflection (a mirror twin turned half round), so nothing fixes
+            the sign of each part's depths and the torso and legs generators settle on opposite signs
+            (docs/regimes/adversarial.md, "The depth sign").
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
 
@@ -137,6 +146,7 @@ class AdversarialLifting(_FrameLifting):
         consistency_weight: float = 3.0,
         lr: float = 2e-4,
         mirror_probability: float = 0.5,
+        mirror: Literal["flip", "x_only"] = "flip",
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = False,
@@ -234,7 +244,7 @@ class DistillationLifting(_FrameLifting):
             writes checkpoints that need no unpickling).
         projection, depth_offset, azimuth_degrees, elevation_degrees: of the label-free ``val/cycle_2d``, as the
             teachers were trained.
-        lr: Adam learning rate. mirror_probability: as :class:`AdversarialLifting`.
+        lr: Adam learning rate. mirror_probability, mirror: as :class:`AdversarialLifting`.
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
 
@@ -250,6 +260,7 @@ class DistillationLifting(_FrameLifting):
         elevation_degrees: float = 10.0,
         lr: float = 2e-4,
         mirror_probability: float = 0.5,
+        mirror: Literal["flip", "x_only"] = "flip",
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = False,
