@@ -45,6 +45,7 @@ from components.adversarial import normalize_2d, reflected_parts
 from lightning_modules.base import LiftingModule
 
 COLUMNS = ("P2", "P2 with reflection", "P3", "MPJPE GT scale")
+VALIDATIONS_PER_EPOCH = 4
 
 
 class ConstantDepth(nn.Module):
@@ -68,9 +69,11 @@ def network_size(networks: tuple[str, ...], options: argparse.Namespace) -> list
 
 
 def fit_stage(experiment: str, out: Path, name: str, epochs: int, *overrides: str) -> cli.PoseliftCLI:
-    """``poselift fit`` of an adversarial stage, validating every epoch (the label-free criterion)."""
+    """``poselift fit`` of an adversarial stage, validating :data:`VALIDATIONS_PER_EPOCH` times an epoch (each
+    validation gives the label-free criterion a checkpoint to choose from)."""
     return cli.lightning_main(
         ["fit", "-c", str(CONFIGS / "experiments" / experiment), "--trainer.max_epochs", str(epochs),
+         "--trainer.val_check_interval", str(1 / VALIDATIONS_PER_EPOCH),
          "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", name, *overrides]
     )  # fmt: skip
 

@@ -148,3 +148,39 @@ def test_temporal_regime_checkpoint_stands_on_its_own(experiment, regime, overri
     module = _stands_on_its_own(regime, moved, run, tmp_path)
     assert module.lifter.receptive_field == 3 and module.lifter.num_joints_in == 17
     assert np.isfinite(float(module.last_tables["test"][0].rows[-1][1][0]))
+
+
+def _student_fit(tmp_path: Path, teachers: Path, capsys) -> str:
+    """``poselift fit`` of the student from ``teachers``; must stop with status 2 and write nothing."""
+    root = tmp_path / "runs"
+    args = ["fit", "-c", str(CONFIGS / "experiments/synthetic_adversarial_student.yaml"), *FAST, *small("student"),
+            "--model.init_args.teacher_checkpoint", str(teachers),
+            "--trainer.logger.init_args.save_dir", str(root)]  # fmt: skip
+    assert cli.main(args) == 2
+    assert not root.exists()
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and message.startswith("poselift fit: error: teacher_checkpoint ")
+    return message
+
+
+def test_student_refuses_a_missing_foreign_or_mismatched_teacher(adversarial_runs, tmp_path, capsys):
+    missing = _student_fit(tmp_path, tmp_path / "gone.ckpt", capsys)
+    assert missing.endswith("gone.ckpt does not exist")
+    (teachers,) = adversarial_runs["h36m", "teachers"].glob("checkpoints/best-*.ckpt")
+    checkpoint = torch.load(teachers, weights_only=True)
+    hyper_parameters = checkpoint["hyper_parameters"]
+    regime = {"_class_path": "lightning_modules.supervised.SupervisedLifting"}
+    torch.save(dict(checkpoint, hyper_parameters=hyper_parameters | regime), tmp_path / "supervised.ckpt")
+    assert _student_fit(tmp_path, tmp_path / "supervised.ckpt", capsys).endswith(
+        "supervised.ckpt is a lightning_modules.supervised.SupervisedLifting checkpoint; expected an "
+        "lightning_modules.adversarial.AdversarialLifting one"
+    )
+    spec = checkpoint["hyper_parameters"]["lifter"]
+    other = {**spec, "init_args": {**spec["init_args"], "layout": "mpi_inf_3dhp"}}
+    torch.save(
+        dict(checkpoint, hyper_parameters={**checkpoint["hyper_parameters"], "lifter": other}), tmp_path / "3dhp.ckpt"
+    )
+    assert _student_fit(tmp_path, tmp_path / "3dhp.ckpt", capsys).endswith(
+        "3dhp.ckpt: its lifter (layout 'mpi_inf_3dhp') does not fit the configured teacher "
+        "PartLifter(layout='h36m', parts='torso_legs')"
+    )
