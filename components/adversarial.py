@@ -365,3 +365,42 @@ def reflected_parts(pred: Tensor, target: Tensor, parts: Mapping[str, Sequence[i
         depth, true = depth - depth.mean(-1, keepdim=True), true - true.mean(-1, keepdim=True)
         reflected[name] = (depth * true).sum(-1) < 0
     return reflected
+
+
+HANDEDNESS_JOINTS = ("pelvis", "thorax", "head", "left_shoulder", "right_shoulder", "left_hip", "right_hip",
+                     "left_knee", "right_knee", "left_ankle", "right_ankle")  # fmt: skip
+"""The joints :func:`chirality_votes` reads."""
+
+
+def chirality_votes(poses: Tensor, skeleton) -> dict[str, Tensor]:
+    """Per frame, +1 where a part of ``poses`` has a real person's handedness, -1 where it has its mirror twin's.
+
+    From 2D alone a pose and its depth reflection look alike from every viewpoint (under orthographic projection
+    the reflected pose seen at azimuth ``a`` is the true pose seen at ``-a``), so no loss of the adversarial
+    regime can tell them apart. Anatomy can: with ``forward = (left - right) x up``,
+
+    - **torso**: the head joint (Human3.6M's neck/nose) lies in front of the thorax: ``(head - thorax) . forward``;
+    - **legs**: bent knees point forward: ``sum over legs of (knee - (hip + ankle) / 2) . forward``, with
+      ``forward`` from the hips and ``up`` from the ankles' midpoint to the hips' midpoint.
+
+    A depth reflection flips the sign of both (it mirrors ``forward``, not the offsets). Frames where a score is 0
+    (a straight leg) vote 0.
+
+    Args:
+        poses: ``(N, J, 3)`` root-relative poses, camera space (x right, y down, z forward).
+        skeleton: the layout (joints by name).
+
+    Returns:
+        ``{"torso": (N,), "legs": (N,)}`` votes in {-1, 0, +1}.
+    """
+    _check_points(poses, 3, "poses")
+    joint = {name: poses[..., skeleton.index(name), :] for name in HANDEDNESS_JOINTS}
+    up = joint["thorax"] - joint["pelvis"]
+    forward = torch.linalg.cross(joint["left_shoulder"] - joint["right_shoulder"], up, dim=-1)
+    torso = ((joint["head"] - joint["thorax"]) * forward).sum(-1)
+    hips = (joint["left_hip"] + joint["right_hip"]) / 2
+    legs_up = hips - (joint["left_ankle"] + joint["right_ankle"]) / 2
+    forward = torch.linalg.cross(joint["left_hip"] - joint["right_hip"], legs_up, dim=-1)
+    bends = [joint[f"{s}_knee"] - (joint[f"{s}_hip"] + joint[f"{s}_ankle"]) / 2 for s in ("left", "right")]
+    legs = ((bends[0] + bends[1]) * forward).sum(-1)
+    return {"torso": torso.sign(), "legs": legs.sign()}

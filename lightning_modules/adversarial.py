@@ -34,6 +34,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from components.adversarial import (
+    HANDEDNESS_JOINTS,
+    chirality_votes,
     consistency_loss,
     cycle_views,
     discriminator_loss,
@@ -102,9 +104,16 @@ class _FrameLifting(LiftingModule):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
+        values = {}
         for name, metric in self.validation_stats.items():
-            self.log(f"val/{name}", metric.compute())
+            values[name] = metric.compute()  # synchronised across processes
+            self.log(f"val/{name}", values[name])
             metric.reset()
+        if not self.trainer.sanity_checking:
+            self.after_validation(values)
+
+    def after_validation(self, values: dict[str, Tensor]) -> None:
+        """React to a validation's label-free statistics (nothing here)."""
 
 
 class AdversarialLifting(_FrameLifting):
@@ -127,6 +136,9 @@ class AdversarialLifting(_FrameLifting):
             then cannot tell a pose from its depth reflection (a mirror twin turned half round), so nothing fixes
             the sign of each part's depths and the torso and legs generators settle on opposite signs
             (docs/regimes/adversarial.md, "The depth sign").
+        sign_calibration: after every validation, turn each generator whose lifted validation poses mostly have a
+            mirror twin's handedness (:meth:`after_validation`); needs the joints of
+            ``components.adversarial.chirality_votes``.
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
 
@@ -147,6 +159,7 @@ class AdversarialLifting(_FrameLifting):
         lr: float = 2e-4,
         mirror_probability: float = 0.5,
         mirror: Literal["flip", "x_only"] = "flip",
+        sign_calibration: bool = True,
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = False,
@@ -164,7 +177,14 @@ class AdversarialLifting(_FrameLifting):
             )
         weights = {**DEFAULT_ADVERSARIAL_WEIGHTS, **(adversarial_weights or {})}
         self.adversarial_weights = {name: weights[name] for name in lifter.part_indices}
-        self.validation_stats = nn.ModuleDict({name: MeanMetric() for name in ("cycle_2d", "d_real", "d_fake")})
+        stats = ("cycle_2d", "d_real", "d_fake") + (("handedness_torso", "handedness_legs") if sign_calibration else ())
+        self.validation_stats = nn.ModuleDict({name: MeanMetric() for name in stats})
+        missing = [name for name in HANDEDNESS_JOINTS if name not in lifter.skeleton.joint_names]
+        if sign_calibration and missing:
+            raise ValueError(
+                f"sign_calibration needs the joints {missing}, which layout {lifter.skeleton.name!r} lacks; "
+                "set sign_calibration: false"
+            )
 
     def configure_optimizers(self):
         lr = self.hparams.lr
@@ -226,8 +246,30 @@ class AdversarialLifting(_FrameLifting):
         self.log_dict({"train/d_real": real_logits.sigmoid().mean(), "train/d_fake": fake_logits.sigmoid().mean()})
 
     def label_free_stats(self, x: Tensor, views) -> dict[str, Tensor]:
-        """The discriminator's mean outputs on the validation 2D and on its rotated lifts."""
-        return {"d_real": self.discriminator(x).sigmoid(), "d_fake": self.discriminator(views.rotated_2d).sigmoid()}
+        """The discriminator's mean outputs on the validation 2D and on its rotated lifts, and the parts'
+        handedness votes (``components.adversarial.chirality_votes``) of the lifted validation poses."""
+        stats = {"d_real": self.discriminator(x).sigmoid(), "d_fake": self.discriminator(views.rotated_2d).sigmoid()}
+        if self.hparams.sign_calibration:
+            pose = self._pose(x, self.lifter.depths(x))
+            stats |= {f"handedness_{part}": vote for part, vote in chirality_votes(pose, self.lifter.skeleton).items()}
+        return stats
+
+    def after_validation(self, values: dict[str, Tensor]) -> None:
+        """Turn every generator whose poses have a mirror twin's handedness on most validation frames.
+
+        The adversarial, cycle and consistency losses cannot tell a part's depths from their reflection, so each
+        generator settles on a sign of its own; the anatomy of the lifted validation poses tells which sign is a
+        real person's (``val/handedness_torso`` and ``val/handedness_legs``, in [-1, 1]: the mean vote before
+        this validation's correction). A solo generator answers to both votes. Label-free; the same decision on
+        every process (the votes are reduced across them).
+        """
+        if not self.hparams.sign_calibration:
+            return
+        votes = {part: values[f"handedness_{part}"] for part in ("torso", "legs")}
+        for index, part in enumerate(self.lifter.part_indices):
+            vote = votes[part] if part in votes else votes["torso"] + votes["legs"]
+            if vote < 0:
+                self.lifter.part_signs[index] *= -1
 
 
 class DistillationLifting(_FrameLifting):

@@ -231,6 +231,14 @@ class PartLifter(nn.Module):
             }
         )
         self.register_buffer("assembly", _assembly_index(self.skeleton, self.part_indices), persistent=False)
+        # +1 or -1 per generator: the depth sign each part's output is used with (set by a label-free calibration,
+        # see lightning_modules.adversarial; kept in checkpoints)
+        self.register_buffer("part_signs", torch.ones(len(self.part_indices)))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected, errors):
+        # checkpoints written before the calibration existed hold no signs: their parts keep their own (+1)
+        state_dict.setdefault(prefix + "part_signs", torch.ones(len(self.part_indices)))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected, errors)
 
     def _part_groups(self, parts: str, legs_include_root: bool) -> dict[str, tuple[int, ...]]:
         if parts == "torso_legs":
@@ -253,10 +261,12 @@ class PartLifter(nn.Module):
         return normalize_2d(keypoints, self.skeleton.root, scale=self.normalization, head=head)[0]
 
     def part_depths(self, keypoints: Tensor) -> dict[str, Tensor]:
-        """Each generator's depths ``(B, n_part)`` for normalised 2D ``(B, J, 2)``, joints as in ``part_indices``."""
+        """Each generator's depths ``(B, n_part)`` for normalised 2D ``(B, J, 2)``, joints as in ``part_indices``,
+        times the part's sign (``part_signs``)."""
         _check_keypoints(keypoints, self.skeleton.num_joints, 2)
         return {
-            name: generator(keypoints[:, list(self.part_indices[name])]) for name, generator in self.generators.items()
+            name: sign * generator(keypoints[:, list(self.part_indices[name])])
+            for (name, generator), sign in zip(self.generators.items(), self.part_signs, strict=True)
         }
 
     def depths(self, keypoints: Tensor) -> Tensor:

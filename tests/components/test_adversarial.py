@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from components.adversarial import (
+    chirality_votes,
     consistency_loss,
     cycle_loss,
     cycle_views,
@@ -24,6 +25,7 @@ from components.adversarial import (
     normalize_2d,
     project,
     random_rotations,
+    reflected_parts,
     rotate,
     rotation_matrices,
 )
@@ -361,3 +363,57 @@ def test_losses_backpropagate_to_logits() -> None:
     torch.testing.assert_close(real.grad, (REAL.sigmoid() - 0.8) / (2 * len(REAL)))
     expected_fake = FAKE.sigmoid() / (2 * len(FAKE)) + (FAKE.sigmoid() - 0.8) / len(FAKE)
     torch.testing.assert_close(fake.grad, expected_fake)
+
+
+# --- the depth sign --------------------------------------------------------------------------------------------
+def test_a_depth_reflection_is_invisible_to_every_loss() -> None:
+    """The reflected pose seen at (azimuth a, elevation e) is the true pose seen at (-a, -e): a consistently
+    reflecting lifter gets the same cycle and consistency losses, and its fake 2D are real views."""
+    poses = _poses(6, seed=3)
+    reflected = poses * poses.new_tensor([1.0, 1.0, -1.0])
+    azimuth, elevation = (
+        torch.tensor([0.7, -2.0, 1.3, 0.1, 2.5, -0.4]),
+        torch.tensor([0.1, -0.15, 0.0, 0.17, 0.05, -0.1]),
+    )
+    rotation = rotation_matrices(azimuth, elevation).double()
+    seen = project(rotate(reflected, rotation))
+    assert torch.allclose(seen, project(rotate(poses, rotation_matrices(-azimuth, -elevation).double())), atol=1e-12)
+    for pose in (poses, reflected):  # an exact lifter of the true poses, and one that always reflects
+        loss, _ = cycle_loss(_oracle([pose, rotate(pose, rotation)]), project(pose), pose, rotation)
+        assert float(loss) < 1e-12
+        assert float(consistency_loss(_oracle(_four_views(pose)), pose)) < 1e-12
+
+
+def _facing_pose() -> Tensor:
+    """A person facing the camera (camera space: x right, y down, z forward), nose ahead, knees slightly bent."""
+    joints = {
+        "pelvis": (0.0, 0.0, 0.0), "right_hip": (-0.12, 0.0, 0.0), "right_knee": (-0.12, 0.45, -0.05),
+        "right_ankle": (-0.12, 0.9, 0.0), "left_hip": (0.12, 0.0, 0.0), "left_knee": (0.12, 0.45, -0.05),
+        "left_ankle": (0.12, 0.9, 0.0), "spine": (0.0, -0.25, 0.0), "thorax": (0.0, -0.5, 0.0),
+        "head": (0.0, -0.6, -0.08), "head_top": (0.0, -0.75, 0.0), "left_shoulder": (0.18, -0.5, 0.0),
+        "left_elbow": (0.2, -0.25, 0.0), "left_wrist": (0.2, 0.0, 0.0), "right_shoulder": (-0.18, -0.5, 0.0),
+        "right_elbow": (-0.2, -0.25, 0.0), "right_wrist": (-0.2, 0.0, 0.0),
+    }  # fmt: skip
+    return torch.tensor([joints[name] for name in H36M_17.joint_names], dtype=torch.float64)[None]
+
+
+def test_handedness_votes_tell_a_person_from_its_mirror_twin() -> None:
+    pose = _facing_pose()  # facing the camera: forward is -z, the nose and the knees point towards it
+    turned = rotate(pose, rotation_matrices(torch.tensor([2.2]), torch.tensor([0.1])).double())
+    for person in (pose, turned):
+        assert {k: float(v) for k, v in chirality_votes(person, H36M_17).items()} == {"torso": 1.0, "legs": 1.0}
+        twin = person * person.new_tensor([1.0, 1.0, -1.0])
+        assert {k: float(v) for k, v in chirality_votes(twin, H36M_17).items()} == {"torso": -1.0, "legs": -1.0}
+    straight = pose.clone()
+    straight[0, [H36M_17.index("left_knee"), H36M_17.index("right_knee")], 2] = 0.0
+    assert float(chirality_votes(straight, H36M_17)["legs"]) == 0.0  # straight legs abstain
+
+
+def test_reflected_parts_find_the_part_with_the_other_sign() -> None:
+    pose = _facing_pose().repeat(2, 1, 1)
+    pose[..., 2] += torch.linspace(-0.1, 0.1, 17, dtype=torch.float64)  # depth variation in every part
+    parts = part_split(H36M_17)
+    twisted = pose.clone()
+    twisted[1][list(parts["legs"]), 2] *= -1  # the second frame's legs reflected
+    reflected = reflected_parts(twisted, pose, parts)
+    assert reflected["torso"].tolist() == [False, False] and reflected["legs"].tolist() == [False, True]

@@ -122,3 +122,18 @@ def test_solo_baseline_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"teacher_checkpoint .*x does not exist"):
         student.check_fit_inputs(resuming=False)
     student.check_fit_inputs(resuming=True)  # a resumed fit restores the teachers from its own checkpoint
+
+
+def test_sign_calibration_turns_the_generators_whose_poses_are_mirror_twins():
+    model = teachers()
+    model.after_validation({"handedness_torso": torch.tensor(-0.4), "handedness_legs": torch.tensor(0.6)})
+    assert dict(zip(model.lifter.part_indices, model.lifter.part_signs.tolist(), strict=True)) == {
+        "torso": -1.0, "legs": 1.0
+    }  # fmt: skip
+    model.after_validation({"handedness_torso": torch.tensor(0.9), "handedness_legs": torch.tensor(0.2)})
+    assert model.lifter.part_signs.tolist() == [-1.0, 1.0]  # agreeing votes change nothing
+    solo = teachers("solo")
+    solo.after_validation({"handedness_torso": torch.tensor(0.3), "handedness_legs": torch.tensor(-0.5)})
+    assert solo.lifter.part_signs.tolist() == [-1.0]  # one generator answers to both votes
+    with pytest.raises(ValueError, match=r"sign_calibration needs the joints \['pelvis', 'thorax'"):
+        AdversarialLifting(PartLifter("coco", **SMALL), ResidualDiscriminator(17, **SMALL))

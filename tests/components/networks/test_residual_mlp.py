@@ -219,3 +219,17 @@ def test_head_root_normalization_sets_the_head_root_distance() -> None:
     head, root = H36M_17.index("head"), H36M_17.root
     assert torch.allclose((normalised[:, head] - normalised[:, root]).norm(dim=-1), torch.full((5,), 0.1))
     assert lifter(keypoints[:, None]).shape == (5, 1, 17, 3)
+
+
+def test_part_signs_turn_one_part_and_old_checkpoints_load() -> None:
+    lifter = PartLifter("h36m", **SMALL).eval()
+    keypoints, _ = normalize_2d(_keypoints()[:, 0], H36M_17.root)
+    before = lifter.depths(keypoints)
+    lifter.part_signs[list(lifter.part_indices).index("legs")] = -1.0
+    after = lifter.depths(keypoints)
+    legs, torso = list(lifter.part_indices["legs"]), list(lifter.part_indices["torso"])
+    assert torch.equal(after[:, legs], -before[:, legs]) and torch.equal(after[:, torso], before[:, torso])
+    state = {key: value for key, value in lifter.state_dict().items() if key != "part_signs"}  # an older file
+    restored = PartLifter("h36m", **SMALL)
+    restored.load_state_dict(state)
+    assert restored.part_signs.tolist() == [1.0, 1.0]
