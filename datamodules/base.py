@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from components.evaluation import ActionwiseProtocol, EvaluationProtocol
+from components.lifter import Timing
 from components.metrics import action_group
 from components.skeleton import Skeleton
 from datamodules.memory import release_freed_memory
@@ -28,7 +29,6 @@ from datamodules.windows import (
     ShardSampler,
     TrainingWindows,
     WindowBatchSampler,
-    WindowTiming,
     recording_groups,
 )
 
@@ -108,7 +108,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         super().__init__()
         self.input_skeleton, self.output_skeleton = input_skeleton, output_skeleton
         self.batch_size, self.chunk_length = batch_size, chunk_length
-        self.timing = WindowTiming(receptive_field, causal)
+        self.timing = Timing(receptive_field, causal)
         self.flip_augment, self.eval_chunk_length = flip_augment, eval_chunk_length
         self.num_workers, self.seed = num_workers, seed
         self.multiview, self.multiview_views = multiview, multiview_views
@@ -159,7 +159,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         """Adopt the lifter's receptive field (before ``setup``; the stores are padded for it)."""
         if self.stores:
             raise RuntimeError("set_timing() must be called before setup()")
-        self.timing = WindowTiming(receptive_field, causal)
+        self.timing = Timing(receptive_field, causal)
 
     # -- Lightning hooks -------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

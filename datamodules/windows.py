@@ -13,7 +13,7 @@ at the sequence ends. In causal mode the output at ``t`` therefore sees only fra
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -23,37 +23,10 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.batch import PoseBatch
 from components.camera import flip_intrinsics
+from components.lifter import Timing
 from components.skeleton import Skeleton
 from datamodules.memory import release_freed_memory
 from datamodules.sequence import PoseSequence
-
-
-@dataclass(frozen=True)
-class WindowTiming:
-    """Receptive field and causality of the lifter, which fix how much context each output frame needs."""
-
-    receptive_field: int = 1
-    causal: bool = False
-
-    def __post_init__(self) -> None:
-        if self.receptive_field < 1 or self.receptive_field % 2 == 0:
-            raise ValueError(f"receptive_field must be a positive odd number, got {self.receptive_field}")
-
-    @property
-    def pad(self) -> int:
-        return (self.receptive_field - 1) // 2
-
-    @property
-    def causal_shift(self) -> int:
-        return self.pad if self.causal else 0
-
-    @property
-    def pad_before(self) -> int:
-        return self.pad + self.causal_shift
-
-    @property
-    def pad_after(self) -> int:
-        return self.pad - self.causal_shift
 
 
 class _BufferPool:
@@ -179,7 +152,7 @@ class SequenceStore:
     def __init__(
         self,
         sequences: Sequence[PoseSequence],
-        timing: WindowTiming,
+        timing: Timing,
         input_skeleton: Skeleton,
         output_skeleton: Skeleton,
         flip: bool,

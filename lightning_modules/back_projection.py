@@ -72,17 +72,11 @@ class BackProjectionLifting(SupervisedLifting):
         # Reprojection compares output joints with the input joints of the same name (e.g. COCO in, H36M out).
         self.reprojected_joints = (self.output_skeleton.indices(shared), self.input_skeleton.indices(shared))
 
-    @property
-    def predicted_frame_offset(self) -> int:
-        """Input frame of output frame 0 within a window: the centre, or the last frame when causal."""
-        pad = (self.receptive_field - 1) // 2
-        return pad + (pad if self.causal else 0)
-
     def reprojection(self, poses: Tensor, trajectory: Tensor, batch: PoseBatch) -> Tensor:
         """Reprojection loss of predicted ``poses`` ``(B, T_out, J_out, 3)`` + ``trajectory`` ``(B, T_out, 1, 3)``."""
         project = project_to_2d_linear if self.linear_projection else project_to_2d
         projected = project(poses + trajectory, batch.intrinsics)
-        offset = self.predicted_frame_offset
+        offset = self.timing.input_frame(0)
         observed = batch.keypoints_2d[:, offset : offset + poses.shape[1], :, :2]
         out_joints, in_joints = self.reprojected_joints
         return reprojection_loss(projected[:, :, list(out_joints)], observed[:, :, list(in_joints)])

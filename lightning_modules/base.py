@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from components.batch import PoseBatch
 from components.evaluation import ActionwiseProtocol
 from components.geometry import flip_horizontal
+from components.lifter import Timing, check_lifter
 from components.report import ResultTable
 from components.skeleton import layout
 from lightning_modules.figures import pose_figure
@@ -61,6 +62,12 @@ class LiftingModule(pl.LightningModule):
         by_subject: bool = False,
     ) -> None:
         super().__init__()
+        timing = check_lifter(lifter)
+        if trajectory_model is not None and check_lifter(trajectory_model, "trajectory_model") != timing:
+            raise ValueError(
+                f"trajectory_model has timing {Timing.of(trajectory_model)}, the lifter {timing}: both must see "
+                "the same frames (set the same filter widths and causality)"
+            )
         self.lifter, self.trajectory_model = lifter, trajectory_model
         self.input_skeleton, self.output_skeleton = layout(input_layout), layout(output_layout)
         self.flip = {"val": flip_val, "test": flip_test, "predict": flip_test}
@@ -72,12 +79,17 @@ class LiftingModule(pl.LightningModule):
 
     # -- the lifter's timing, read by the data (linked by the CLI) ------------------------------------------
     @property
+    def timing(self) -> Timing:
+        """The lifter's timing (``components.lifter.Timing``)."""
+        return Timing.of(self.lifter)
+
+    @property
     def receptive_field(self) -> int:
-        return int(self.lifter.receptive_field)
+        return self.timing.receptive_field
 
     @property
     def causal(self) -> bool:
-        return bool(getattr(self.lifter, "causal", False))
+        return self.timing.causal
 
     @property
     def scale_free_output(self) -> bool:
@@ -198,7 +210,7 @@ class LiftingModule(pl.LightningModule):
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_figure"):
             return
-        figure = pose_figure(batch, pred, self.input_skeleton, self.output_skeleton, self.receptive_field)
+        figure = pose_figure(batch, pred, self.input_skeleton, self.output_skeleton, self.timing)
         experiment.add_figure("val/poses", figure, self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

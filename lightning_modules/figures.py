@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from components.batch import PoseBatch  # noqa: E402
+from components.lifter import Timing  # noqa: E402
 from components.skeleton import Skeleton  # noqa: E402
 
 
@@ -34,17 +35,16 @@ def equal_axes(axis, points: np.ndarray) -> None:
     axis.set_box_aspect((1, 1, 1))
 
 
-def pose_figure(
-    batch: PoseBatch, pred: Tensor, input_skeleton: Skeleton, output_skeleton: Skeleton, receptive_field: int
-):
-    """Middle output frame of the first window: input 2D (left) and predicted vs. true 3D (right).
+def pose_figure(batch: PoseBatch, pred: Tensor, input_skeleton: Skeleton, output_skeleton: Skeleton, timing: Timing):
+    """Middle output frame of the first window: its own input 2D (left) and predicted vs. true 3D (right).
 
     Args:
         batch: an evaluation batch (``keypoints_2d`` ``(B, T_in, J_in, F)``, ``poses_3d`` ``(B, T_out, J_out, 3)``).
         pred: ``(B, T_out, J_out, 3)`` predictions in metres, camera space, root-relative.
+        timing: the lifter's (which input frame an output frame belongs to: the centre, or the last when causal).
     """
     frame = pred.shape[1] // 2
-    keypoints = batch.keypoints_2d[0, frame + receptive_field // 2, :, :2].detach().cpu().numpy()
+    keypoints = batch.keypoints_2d[0, timing.input_frame(frame), :, :2].detach().cpu().numpy()
     predicted = pred[0, frame].detach().float().cpu().numpy()
     truth = batch.poses_3d[0, frame].detach().float().cpu().numpy()
 

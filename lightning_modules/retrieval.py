@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from components.lifter import Timing
 from components.report import ResultTable
 from components.retrieval import cross_view_retrieval, normalized_pose, retrieval_table
 from components.skeleton import Skeleton
@@ -31,10 +32,7 @@ Featurizer = Callable[[Tensor], Tensor]  # (T, J_in, F) keypoints of a whole seq
 
 def _edge_padded(keypoints: np.ndarray, model: nn.Module) -> Tensor:
     """``(1, T + receptive_field - 1, J, F)``: a whole sequence padded like the window sampler pads it."""
-    pad = (model.receptive_field - 1) // 2
-    shift = pad if getattr(model, "causal", False) else 0
-    padded = np.pad(keypoints, ((pad + shift, pad - shift), (0, 0), (0, 0)), mode="edge")
-    return torch.from_numpy(padded).float()[None]
+    return torch.from_numpy(Timing.of(model).pad_sequence(keypoints)).float()[None]
 
 
 def embedding_features(lifter: nn.Module) -> Featurizer:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.lifter import Timing
 from components.networks.temporal_conv import TemporalConvLifter
 
 
@@ -91,7 +92,7 @@ class MultiviewLifter(nn.Module):
         """Poses ``(B, T_out, J_out, 3)`` (metres, root-relative) and embeddings ``(B, T_out, D)`` in one pass."""
         embedding = self.embed(keypoints_2d, strided)
         frames = embedding.shape[1]
-        first = self.trunk.pad + self.trunk.causal_shift  # input frame of output frame 0
+        first = Timing.of(self).input_frame(0)
         view = keypoints_2d[:, first : first + frames].flatten(2)
         poses = self.head(torch.cat([embedding, view], dim=-1))
         return poses.reshape(*poses.shape[:2], self.num_joints_out, 3), embedding

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from components.lifter import Timing
 from components.networks.temporal_conv import TemporalConvLifter
 from components.skeleton import H36M_17
 from components.streaming import StreamingLifter
 from datamodules.sequence import PoseSequence
-from datamodules.windows import EvaluationChunks, SequenceStore, WindowTiming
+from datamodules.windows import EvaluationChunks, SequenceStore
 
 J = H36M_17.num_joints
 
@@ -32,7 +33,7 @@ def sequence(frames: int, seed: int) -> PoseSequence:
 def offline(lifter: TemporalConvLifter, sequences: list[PoseSequence], chunk_length: int | None) -> list[torch.Tensor]:
     """Per-sequence ``(T, J, 3)`` poses through the evaluation's own padding and chunking (``EvaluationChunks``)."""
     ids = list(range(len(sequences)))
-    timing = WindowTiming(lifter.receptive_field, causal=True)
+    timing = Timing(lifter.receptive_field, causal=True)
     store = SequenceStore(sequences, timing, H36M_17, H36M_17, False, ids, ids)
     chunks = EvaluationChunks(store, chunk_length)
     outputs = [[] for _ in sequences]

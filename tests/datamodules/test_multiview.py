@@ -3,6 +3,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 
+from components.lifter import Timing
 from components.skeleton import H36M_17
 from datamodules.human36m import Human36mDataModule
 from datamodules.sequence import PoseSequence
@@ -10,7 +11,6 @@ from datamodules.windows import (
     MultiviewBatchSampler,
     MultiviewInstants,
     SequenceStore,
-    WindowTiming,
     recording_groups,
 )
 
@@ -50,7 +50,7 @@ def make_store(sequences: list[PoseSequence], receptive_field: int = 3) -> Seque
     recording_ids = [next(g for g, members in enumerate(groups) if i in members) for i in range(len(sequences))]
     ids = list(range(len(sequences)))
     return SequenceStore(
-        sequences, WindowTiming(receptive_field), H36M_17, H36M_17, False, ids, ids, recording_ids=recording_ids
+        sequences, Timing(receptive_field), H36M_17, H36M_17, False, ids, ids, recording_ids=recording_ids
     )
 
 

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from components.batch import PoseBatch
 from components.camera import flip_intrinsics
 from components.geometry import flip_horizontal
+from components.lifter import Timing
 from components.skeleton import H36M_17
 from datamodules.sequence import PoseSequence
 from datamodules.windows import (
@@ -16,7 +17,6 @@ from datamodules.windows import (
     ShardSampler,
     TrainingWindows,
     WindowBatchSampler,
-    WindowTiming,
 )
 
 J = H36M_17.num_joints
@@ -36,7 +36,7 @@ def frame_coded_sequence(frames: int, offset: float = 0.0, labeled: bool = True)
 def make_store(lengths, receptive_field=5, causal=False, flip=False, labeled=True) -> SequenceStore:
     sequences = [frame_coded_sequence(n, offset=100 * i, labeled=labeled) for i, n in enumerate(lengths)]
     ids = list(range(len(sequences)))
-    return SequenceStore(sequences, WindowTiming(receptive_field, causal), H36M_17, H36M_17, flip, ids, ids)
+    return SequenceStore(sequences, Timing(receptive_field, causal), H36M_17, H36M_17, flip, ids, ids)
 
 
 def input_frames(batch: PoseBatch) -> np.ndarray:
@@ -44,15 +44,15 @@ def input_frames(batch: PoseBatch) -> np.ndarray:
 
 
 def test_timing():
-    assert (WindowTiming(243).pad, WindowTiming(243).pad_before, WindowTiming(243).pad_after) == (
+    assert (Timing(243).pad, Timing(243).pad_before, Timing(243).pad_after) == (
         121,
         121,
         121,
     )
-    causal = WindowTiming(27, causal=True)
+    causal = Timing(27, causal=True)
     assert (causal.causal_shift, causal.pad_before, causal.pad_after) == (13, 26, 0)
     with pytest.raises(ValueError, match="positive odd"):
-        WindowTiming(4)
+        Timing(4)
 
 
 def test_windows_are_edge_padded_at_sequence_borders():
@@ -93,7 +93,7 @@ def test_flipped_windows_mirror_everything():
 @pytest.mark.parametrize("causal", [False, True])
 def test_preallocated_store_equals_padded_concatenation_without_a_mirrored_copy(causal):
     sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 1, 12])]
-    timing = WindowTiming(5, causal)
+    timing = Timing(5, causal)
     store = SequenceStore(sequences, timing, H36M_17, H36M_17, True, [0, 1, 2], [0, 1, 2])
     pads = ((timing.pad_before, timing.pad_after), (0, 0), (0, 0))
     padded = np.concatenate([np.pad(s.keypoints_2d, pads, mode="edge") for s in sequences])
@@ -119,7 +119,7 @@ def test_mirrored_gather_equals_gathering_from_a_mirrored_copy(causal):
     rng = np.random.default_rng(0)
     sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 3, 12])]
     sequences = [replace(s, keypoints_2d=rng.normal(size=s.keypoints_2d.shape).astype(np.float32)) for s in sequences]
-    timing, ids = WindowTiming(5, causal), [0, 1, 2]
+    timing, ids = Timing(5, causal), [0, 1, 2]
     store = SequenceStore(sequences, timing, H36M_17, H36M_17, True, ids, ids)
     mirror = SequenceStore([mirrored_by_hand(s) for s in sequences], timing, H36M_17, H36M_17, False, ids, ids)
     sequence, start = torch.tensor([0, 2, 1, 2, 0]), torch.tensor([0, 9, 1, 0, 5])
@@ -139,7 +139,7 @@ def test_mirrored_gather_equals_gathering_from_a_mirrored_copy(causal):
 def test_consuming_store_replaces_sequences_by_views_as_it_fills():
     sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 3])]
     originals = list(sequences)
-    store = SequenceStore(sequences, WindowTiming(3), H36M_17, H36M_17, False, [0, 1], [0, 1], consume=True)
+    store = SequenceStore(sequences, Timing(3), H36M_17, H36M_17, False, [0, 1], [0, 1], consume=True)
     for view, original in zip(sequences, originals, strict=True):
         assert np.shares_memory(view.keypoints_2d, store.keypoints.numpy())
         assert np.shares_memory(view.poses_3d, store.poses_3d.numpy())
@@ -149,7 +149,7 @@ def test_consuming_store_replaces_sequences_by_views_as_it_fills():
 
 def test_sequence_views_share_the_store_and_keep_the_values():
     sequences = [frame_coded_sequence(n, offset=100 * i) for i, n in enumerate([7, 12])]
-    store = SequenceStore(sequences, WindowTiming(5), H36M_17, H36M_17, True, [0, 1], [0, 1])
+    store = SequenceStore(sequences, Timing(5), H36M_17, H36M_17, True, [0, 1], [0, 1])
     for view, original in zip(store.sequence_views(sequences), sequences, strict=True):
         assert (view.subject, view.action, len(view)) == (original.subject, original.action, len(original))
         for name in ("keypoints_2d", "poses_3d", "trajectory"):
@@ -245,7 +245,7 @@ def test_dataloader_yields_pose_batches():
 def test_store_rejects_mixed_and_mismatched_input():
     labeled, unlabeled = frame_coded_sequence(5), frame_coded_sequence(5, labeled=False)
     with pytest.raises(ValueError, match="all labeled or all unlabeled"):
-        SequenceStore([labeled, unlabeled], WindowTiming(), H36M_17, H36M_17, False, [0, 0], [0, 0])
+        SequenceStore([labeled, unlabeled], Timing(), H36M_17, H36M_17, False, [0, 0], [0, 0])
     unlabeled_store = make_store([8], labeled=False)
     assert unlabeled_store.gather(torch.tensor([0]), torch.tensor([0]), torch.tensor([False]), 2).poses_3d is None
 
