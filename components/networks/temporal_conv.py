@@ -250,6 +250,10 @@ def _tap_matrix(weight: Tensor) -> Tensor:
     ``k``-th frame of a group), and its column block ``k`` is the ``(C_out, C_in)`` matrix of tap ``k``. Swapping
     only the last two dimensions keeps the copy cache-friendly (6x faster than a full ``(w, C_in, C_out)`` one).
     """
+    if weight.shape[-1] == 1:
+        # One tap: the same matrix without the transpose, whose backward would leave the gradient with another
+        # stride on the size-1 axis than the parameter's (DDP then warns and copies every step).
+        return weight.flatten(1)
     return weight.transpose(1, 2).reshape(weight.shape[0], -1)
 
 

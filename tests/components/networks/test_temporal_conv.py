@@ -325,3 +325,13 @@ def test_bad_input_shapes_raise_naming_shape_and_expectation(shape, strided, mes
     lifter = TemporalConvLifter(channels=8)
     with pytest.raises(ValueError, match=message):
         lifter(torch.zeros(shape), strided=strided)
+
+
+@pytest.mark.parametrize("strided", [True, False])
+def test_gradients_keep_the_parameters_strides(strided: bool) -> None:
+    """DDP copies a gradient into its bucket every step, with a warning, unless its strides equal the parameter's."""
+    lifter = TemporalConvLifter(filter_widths=(3, 3), channels=16)
+    frames = 9 if strided else 20
+    lifter(torch.randn(4, frames, 17, 2), strided=strided).square().sum().backward()
+    mismatched = [name for name, p in lifter.named_parameters() if p.grad.stride() != p.stride()]
+    assert mismatched == []
