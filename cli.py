@@ -398,9 +398,24 @@ class _DropAdvertisement(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
+KNOWN_NOISE = (
+    # raised inside Lightning on torch 2.13
+    r".*isinstance\(treespec, LeafSpec\).*",
+    # regimes call plain save_hyperparameters(): under the CLI the networks are stored as class_path specs (which
+    # load_from_checkpoint rebuilds); built in Python they are stored as objects. Either way is intended.
+    r"Attribute '\w+' is an instance of `nn.Module` and is already saved",
+    # predicting: chunks are placed by their own sequence and start ids, not by the sampler's indices, and only
+    # the checkpoint's weights are needed, not the callbacks that wrote it
+    r"Couldn't infer the batch indices fetched from your dataloader",
+    r"Be aware that when using `ckpt_path`, callbacks used to create",
+)
+"""Warnings of the libraries that do not apply to poselift (filtered by the command line only, not on import)."""
+
+
 def quiet_known_noise() -> None:
-    """Drop a deprecation warning raised inside Lightning on torch 2.13 and Lightning's advertisement line."""
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
+    """Drop the :data:`KNOWN_NOISE` warnings and Lightning's advertisement line."""
+    for message in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertisement())
 
 

@@ -11,7 +11,6 @@ root-relative camera-space poses in metres, exposes ``receptive_field`` and ``ca
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -30,12 +29,6 @@ from lightning_modules.figures import pose_figure
 from lightning_modules.hparams import complete_specs, init_args_of
 
 EVAL_STAGES = ("val", "test")
-
-# Regimes call plain save_hyperparameters(): under the CLI the networks are stored as class_path specs (which
-# load_from_checkpoint rebuilds); built in Python they are stored as objects. Either way is intended.
-warnings.filterwarnings(
-    "ignore", message=r"Attribute '(lifter|trajectory_model|discriminator|teacher)' is an instance of"
-)
 
 
 class LiftingModule(pl.LightningModule):

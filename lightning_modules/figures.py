@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
 
-matplotlib.use("Agg")  # headless: figures are rendered to images for the logger, never shown
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from components.batch import PoseBatch  # noqa: E402
-from components.lifter import Timing  # noqa: E402
-from components.skeleton import Skeleton  # noqa: E402
+from components.batch import PoseBatch
+from components.lifter import Timing
+from components.skeleton import Skeleton
 
 
 def _draw_bones(axis, points, skeleton: Skeleton, color: str, label: str) -> None:
@@ -48,7 +45,8 @@ def pose_figure(batch: PoseBatch, pred: Tensor, input_skeleton: Skeleton, output
     predicted = pred[0, frame].detach().float().cpu().numpy()
     truth = batch.poses_3d[0, frame].detach().float().cpu().numpy()
 
-    figure = plt.figure(figsize=(9, 4.5))
+    figure = Figure(figsize=(9, 4.5))  # off screen on its own Agg canvas: no pyplot state, no backend switch
+    FigureCanvasAgg(figure)
     flat = figure.add_subplot(1, 2, 1)
     _draw_bones(flat, keypoints, input_skeleton, "tab:blue", "2D input")
     flat.set_title("2D input (screen units)")

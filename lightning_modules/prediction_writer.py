@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -39,10 +38,6 @@ from components.skeleton import Skeleton
 MM_PER_M = 1000.0
 DECIMALS = 2  # JSON precision: 0.01 mm and 0.01 px are far below any lifter's error
 CHUNK_KEYS = ("sequence", "start")
-# Lightning's notes that do not apply here: chunks are placed by their own sequence and start ids, not by the
-# sampler's indices; and predicting needs only the checkpoint's weights, not the callbacks that wrote it.
-warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices fetched from your dataloader")
-warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create")
 JSON_UNITS = {
     "poses_3d": "millimetres, root-relative, camera space (x right, y down, z forward)",
     "trajectory": "millimetres, the root (pelvis) in camera space",

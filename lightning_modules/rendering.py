@@ -17,19 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.animation import PillowWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-matplotlib.use("Agg")  # headless: frames are rendered to pixels, never shown
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.animation import PillowWriter  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from mpl_toolkits.mplot3d.art3d import Line3DCollection  # noqa: E402
-
-from components.atomic import atomic_destination  # noqa: E402
-from components.skeleton import Skeleton  # noqa: E402
-from lightning_modules.figures import camera_to_display, equal_axes  # noqa: E402
+from components.atomic import atomic_destination
+from components.skeleton import Skeleton
+from lightning_modules.figures import camera_to_display, equal_axes
 
 DPI = 100  # figure inches * DPI = pixels; sizes are given in pixels
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -161,8 +158,11 @@ class _PosePanels:
         self.space_lines.set_segments(self.clip.space[frame])
 
 
-def _figure(size: tuple[int, int]):
-    return plt.figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
+def _figure(size: tuple[int, int]) -> Figure:
+    """A figure drawn off screen on its own Agg canvas: no pyplot state, no backend switch."""
+    figure = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def render_animation(
@@ -208,18 +208,15 @@ def render_animation(
     clip = _prepare(keypoints_2d, poses_3d, input_skeleton, output_skeleton, image_size)
     write = _write_gif if suffix == ".gif" else _write_mp4
     figure = _figure(size)
-    try:
-        panels = _PosePanels(figure, 121, 122, clip)
-        title = figure.suptitle("", fontsize=8)
+    panels = _PosePanels(figure, 121, 122, clip)
+    title = figure.suptitle("", fontsize=8)
 
-        def show(frame: int) -> None:
-            panels.show(frame)
-            title.set_text(f"frame {frame + 1}/{clip.num_frames}")
+    def show(frame: int) -> None:
+        panels.show(frame)
+        title.set_text(f"frame {frame + 1}/{clip.num_frames}")
 
-        with atomic_destination(path) as temporary:
-            write(figure, show, clip.num_frames, temporary, fps, size)
-    finally:
-        plt.close(figure)
+    with atomic_destination(path) as temporary:
+        write(figure, show, clip.num_frames, temporary, fps, size)
     return path
 
 
@@ -285,17 +282,14 @@ def contact_sheet(
     shown = _evenly_spaced(clip.num_frames, frames)
     per_row, rows = min(columns, len(shown)), math.ceil(len(shown) / columns)
     figure = _figure((2 * per_row * panel_size, rows * panel_size))
-    try:
-        grid = figure.add_gridspec(rows, 2 * per_row)
-        for slot, frame in enumerate(shown):
-            row, column = divmod(slot, per_row)
-            panels = _PosePanels(figure, grid[row, 2 * column], grid[row, 2 * column + 1], clip, labelled=False)
-            panels.show(frame)
-            panels.flat.set_title(f"frame {frame}", fontsize=7)
-        with atomic_destination(path) as temporary:
-            figure.savefig(temporary, dpi=DPI, format="png")
-    finally:
-        plt.close(figure)
+    grid = figure.add_gridspec(rows, 2 * per_row)
+    for slot, frame in enumerate(shown):
+        row, column = divmod(slot, per_row)
+        panels = _PosePanels(figure, grid[row, 2 * column], grid[row, 2 * column + 1], clip, labelled=False)
+        panels.show(frame)
+        panels.flat.set_title(f"frame {frame}", fontsize=7)
+    with atomic_destination(path) as temporary:
+        figure.savefig(temporary, dpi=DPI, format="png")
     return path
 
 
