@@ -306,20 +306,6 @@ class SequenceStore:
         )
 
 
-def _gather_rows(source: Tensor, index: Tensor, out: Tensor | None = None) -> Tensor:
-    """``source[index]`` for a ``(N, ...)`` source and an integer ``index`` of any shape, as one row copy.
-
-    Flattening every row to one contiguous run lets ``index_select`` copy rows whole; indexing the
-    multi-dimensional tensor directly is several times slower.
-    """
-    rows = source.view(len(source), -1)
-    shape = (*index.shape, *source.shape[1:])
-    if out is None:
-        return torch.index_select(rows, 0, index.reshape(-1)).view(shape)
-    torch.index_select(rows, 0, index.reshape(-1), out=out.view(index.numel(), -1))
-    return out
-
-
 def _tile(lengths: Tensor, chunk_length: int) -> tuple[Tensor, Tensor]:
     """Windows of ``chunk_length`` frames tiling sequences of ``lengths`` ``(S,)`` frames.
 

@@ -274,3 +274,21 @@ def test_paced_sampler_yields_exactly_the_requested_batches():
         torch.cat(list(WindowBatchSampler(windows, 4, seed=3, num_replicas=2, rank=r, num_batches=3))) for r in (0, 1)
     ]
     assert len(ranks[0]) == len(ranks[1]) == 12
+
+
+def test_the_buffer_pool_reuses_a_batch_only_when_nobody_holds_it():
+    """Guards the pool's use of torch's storage use count: if torch changes it, this fails instead of batches
+    being overwritten while held (or never recycled)."""
+    from datamodules.windows import _BufferPool
+
+    pool = _BufferPool()
+    first = pool.empty((4, 3), torch.float32)
+    first.fill_(1.0)
+    held = pool.empty((4, 3), torch.float32)  # `first` is still referenced: a new buffer
+    assert held.data_ptr() != first.data_ptr()
+    pointer = first.data_ptr()
+    del first
+    assert pool.empty((4, 3), torch.float32).data_ptr() == pointer  # released: recycled
+    pointer, view = held.data_ptr(), held[1:]  # a view keeps its buffer busy too
+    del held
+    assert pool.empty((4, 3), torch.float32).data_ptr() != pointer and view.shape == (3, 3)
