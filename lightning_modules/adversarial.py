@@ -146,6 +146,7 @@ class AdversarialLifting(_FrameLifting):
         self,
         lifter: nn.Module,
         discriminator: nn.Module,
+        *,
         projection: Literal["orthographic", "perspective"] = "orthographic",
         depth_offset: float = 10.0,
         azimuth_degrees: float = 160.0,
@@ -166,7 +167,15 @@ class AdversarialLifting(_FrameLifting):
         flip_val: bool = False,
         by_subject: bool = False,
     ) -> None:
-        super().__init__(lifter, None, input_layout, output_layout, flip_test, flip_val, by_subject)
+        super().__init__(
+            lifter,
+            None,
+            input_layout=input_layout,
+            output_layout=output_layout,
+            flip_test=flip_test,
+            flip_val=flip_val,
+            by_subject=by_subject,
+        )
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.discriminator = discriminator
@@ -294,6 +303,7 @@ class DistillationLifting(_FrameLifting):
         self,
         lifter: nn.Module,
         teacher: nn.Module,
+        *,
         teacher_checkpoint: str | None = None,
         trust_pickle: bool = False,
         projection: Literal["orthographic", "perspective"] = "orthographic",
@@ -309,7 +319,15 @@ class DistillationLifting(_FrameLifting):
         flip_val: bool = False,
         by_subject: bool = False,
     ) -> None:
-        super().__init__(lifter, None, input_layout, output_layout, flip_test, flip_val, by_subject)
+        super().__init__(
+            lifter,
+            None,
+            input_layout=input_layout,
+            output_layout=output_layout,
+            flip_test=flip_test,
+            flip_val=flip_val,
+            by_subject=by_subject,
+        )
         self.save_hyperparameters()
         self.teacher = teacher
         self.teacher.requires_grad_(False).eval()

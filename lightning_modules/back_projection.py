@@ -44,6 +44,7 @@ class BackProjectionLifting(SupervisedLifting):
         self,
         lifter: nn.Module,
         trajectory_model: nn.Module,
+        *,
         warmup_epochs: int = 1,
         linear_projection: bool = False,
         bone_length_prior: bool = True,
@@ -60,9 +61,18 @@ class BackProjectionLifting(SupervisedLifting):
         if trajectory_model is None:
             raise ValueError("back-projection needs a trajectory_model (a lifter with num_joints_out: 1)")
         super().__init__(
-            lifter, trajectory_model, lr, lr_decay, bn_momentum, bn_schedule,
-            input_layout, output_layout, flip_test, flip_val, by_subject,
-        )  # fmt: skip
+            lifter,
+            trajectory_model,
+            lr=lr,
+            lr_decay=lr_decay,
+            bn_momentum=bn_momentum,
+            bn_schedule=bn_schedule,
+            input_layout=input_layout,
+            output_layout=output_layout,
+            flip_test=flip_test,
+            flip_val=flip_val,
+            by_subject=by_subject,
+        )
         self.warmup_epochs, self.linear_projection = warmup_epochs, linear_projection
         self.bone_length_prior = bone_length_prior
         names_in = set(self.input_skeleton.joint_names)

@@ -48,6 +48,7 @@ class LiftingModule(pl.LightningModule):
         self,
         lifter: nn.Module,
         trajectory_model: nn.Module | None = None,
+        *,
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = True,

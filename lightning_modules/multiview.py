@@ -47,6 +47,7 @@ class MultiviewLifting(SupervisedLifting):
     def __init__(
         self,
         lifter: nn.Module,
+        *,
         metric_loss: Literal["triplet", "infonce"] = "triplet",
         metric_weight: float = 0.1,
         tau: int = 25,
@@ -71,9 +72,18 @@ class MultiviewLifting(SupervisedLifting):
                 "components.networks.multiview.MultiviewLifter"
             )
         super().__init__(
-            lifter, None, lr, lr_decay, bn_momentum, bn_schedule,
-            input_layout, output_layout, flip_test, flip_val, by_subject,
-        )  # fmt: skip
+            lifter,
+            None,
+            lr=lr,
+            lr_decay=lr_decay,
+            bn_momentum=bn_momentum,
+            bn_schedule=bn_schedule,
+            input_layout=input_layout,
+            output_layout=output_layout,
+            flip_test=flip_test,
+            flip_val=flip_val,
+            by_subject=by_subject,
+        )
         self.metric_loss, self.metric_weight = metric_loss, metric_weight
         self.tau, self.margin, self.temperature = tau, margin, temperature
         self.retrieval = {"stride": retrieval_stride}

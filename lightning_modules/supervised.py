@@ -34,6 +34,7 @@ class SupervisedLifting(LiftingModule):
         self,
         lifter: nn.Module,
         trajectory_model: nn.Module | None = None,
+        *,
         lr: float = 1e-3,
         lr_decay: float = 0.95,
         bn_momentum: tuple[float, float] = (0.1, 0.001),
@@ -44,7 +45,15 @@ class SupervisedLifting(LiftingModule):
         flip_val: bool = False,
         by_subject: bool = False,
     ) -> None:
-        super().__init__(lifter, trajectory_model, input_layout, output_layout, flip_test, flip_val, by_subject)
+        super().__init__(
+            lifter,
+            trajectory_model,
+            input_layout=input_layout,
+            output_layout=output_layout,
+            flip_test=flip_test,
+            flip_val=flip_val,
+            by_subject=by_subject,
+        )
         self.save_hyperparameters()
         if bn_schedule not in ("step", "epoch"):
             raise ValueError(f"bn_schedule must be 'step' or 'epoch', got {bn_schedule!r}")
