@@ -41,6 +41,9 @@ from lightning.pytorch.cli import LightningCLI
 from components.skeleton import layout
 from datamodules.base import PoseDataModule
 from lightning_modules.base import LiftingModule
+from lightning_modules.checkpoints import check_architecture, read_checkpoint
+
+LIGHTNING_CHECKPOINT_NAMES = ("best", "last", "hpc", "registry")  # resolved by Lightning, not files
 
 
 def joint_count(layout_name: str) -> int:
@@ -126,41 +129,22 @@ class PoseliftCLI(LightningCLI):
         if not os.access(existing, os.W_OK | os.X_OK):
             raise PermissionError(f"run folder {folder}: {existing} is not writable")
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then read a ``--ckpt_path`` file once, through the one checkpoint reader: LightningCLI reads its
+        hyper-parameters right after parsing, and a missing or damaged file must be named first."""
+        super().parse_arguments(parser, args)
+        self.checkpoint = None
+        options = self.config.get(self.config.get("subcommand") or "", {})
+        path = options.get("ckpt_path") if hasattr(options, "get") else None
+        if path and path not in LIGHTNING_CHECKPOINT_NAMES and "://" not in str(path):
+            trusted = options.get("weights_only") is False  # the user's explicit opt-in for pickled objects
+            self.checkpoint = read_checkpoint(path, trust_pickle=trusted, what="--ckpt_path")
+
     def check_checkpoint(self, options) -> None:
-        """Compare a ``--ckpt_path`` file with the model before the trainer starts (memory-mapped, so cheap;
-        Lightning reads it again to restore). ``best``/``last`` and remote paths are left to Lightning."""
-        import torch
-
-        path = options.get("ckpt_path")
-        if not path or path in ("best", "last", "hpc", "registry") or "://" in str(path):
-            return
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {path}: file not found")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=options.get("weights_only"))
-        except Exception as error:  # torch reports damaged archives with several exception types
-            raise self.unreadable_checkpoint(path, error) from error
-        try:
-            self.model.on_load_checkpoint(checkpoint)
-        except ValueError as error:
-            raise ValueError(f"--ckpt_path {path}: {error}") from error
-
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads the hyper-parameters of ``--ckpt_path`` while parsing: name the file it cannot read."""
-        try:
-            super()._parse_ckpt_path()
-        except Exception as error:  # torch reports damaged archives with several exception types
-            raise self.unreadable_checkpoint(self.config[self.config.subcommand].get("ckpt_path"), error) from error
-
-    @staticmethod
-    def unreadable_checkpoint(path, error: Exception) -> ValueError:
-        """The error for a damaged checkpoint: torch's first line, unless the file is no zip archive at all (then
-        torch's unpickling complaint about ``weights_only`` would mislead)."""
-        with open(path, "rb") as handle:
-            zipped = handle.read(4) == b"PK\x03\x04"
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        reason = reason if zipped else "no zip signature: not a file written by torch.save"
-        return ValueError(f"--ckpt_path {path}: cannot read as a Lightning checkpoint ({reason})")
+        """Compare the ``--ckpt_path`` file with the model before the trainer starts (Lightning reads it again to
+        restore). ``best``/``last`` and remote paths are left to Lightning."""
+        if self.checkpoint is not None:
+            check_architecture(self.checkpoint, self.model, f"--ckpt_path {options.get('ckpt_path')}: checkpoint")
 
     def after_fit(self) -> None:
         """Test the last checkpoint, then the best on validation, in the same process; both tables are printed
@@ -310,7 +294,6 @@ def instantiate_from_config(config: str, overrides: Sequence[str] = ()) -> tuple
 
 
 def retrieval(argv: Sequence[str]) -> int:
-    from lightning_modules.checkpoints import read_checkpoint
     from lightning_modules.retrieval import model_methods, retrieval_report
     from lightning_modules.supervised import SupervisedLifting
 

@@ -49,8 +49,7 @@ from components.adversarial import (
 from components.batch import PoseBatch
 from components.geometry import flip_horizontal
 from lightning_modules.base import LiftingModule
-from lightning_modules.checkpoints import read_checkpoint
-from lightning_modules.hparams import class_path
+from lightning_modules.checkpoints import class_path, read_checkpoint
 
 DEFAULT_ADVERSARIAL_WEIGHTS = {"torso": 0.625, "legs": 0.375, "solo": 0.15}
 

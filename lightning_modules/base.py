@@ -11,7 +11,6 @@ root-relative camera-space poses in metres, exposes ``receptive_field`` and ``ca
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from components.geometry import flip_horizontal
 from components.lifter import Timing, check_lifter
 from components.report import ResultTable
 from components.skeleton import layout
+from lightning_modules.checkpoints import check_architecture, complete_specs
 from lightning_modules.figures import pose_figure
-from lightning_modules.hparams import complete_specs, init_args_of
 
 EVAL_STAGES = ("val", "test")
 
@@ -234,63 +233,9 @@ class LiftingModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse weights of another architecture by naming what differs, before Lightning's strict load (whose
         size-mismatch list names tensors, not the widths or joint counts that caused it)."""
-        differences = architecture_differences(checkpoint, self)
-        if differences:
-            source = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
-            raise ValueError(
-                f"checkpoint {source or ''}".strip()
-                + " was trained with another architecture than the configured model: "
-                + "; ".join(differences)
-                + " (configure the model as it was trained, e.g. test with the run's config.yaml)"
-            )
+        source = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        check_architecture(checkpoint, self, f"checkpoint {source}" if source else "checkpoint")
 
     def on_fit_start(self) -> None:
         if self.logger is not None and hasattr(self.logger, "log_hyperparams"):
             self.logger.log_hyperparams(self.hparams, {"hp/val_p1_mm": float("nan")})
-
-
-def architecture_differences(checkpoint: dict, module: nn.Module, shown: int = 3) -> list[str]:
-    """Why ``checkpoint["state_dict"]`` cannot load into ``module``; empty when every tensor fits.
-
-    Names the networks' differing constructor arguments (``lifter.channels: checkpoint 64, model 32``) and the
-    tensors one side lacks, counted per network; only when neither explains it, up to ``shown`` tensors whose
-    shapes differ.
-    """
-    saved, current = checkpoint.get("state_dict", {}), module.state_dict()
-    shapes = [
-        f"{key}: checkpoint {tuple(saved[key].shape)}, model {tuple(value.shape)}"
-        for key, value in current.items()
-        if key in saved and tuple(saved[key].shape) != tuple(value.shape)
-    ]
-    # tensors one side lacks, counted per network (``lifter``, ``trajectory_model``, ...)
-    unmatched = {
-        "model": Counter(key.split(".")[0] for key in current.keys() - saved.keys()),
-        "checkpoint": Counter(key.split(".")[0] for key in saved.keys() - current.keys()),
-    }
-    if not (shapes or unmatched["model"] or unmatched["checkpoint"]):
-        return []
-    differences = _init_arg_differences(checkpoint.get("hyper_parameters", {}), module)
-    differences += [
-        f"{name}: {count} tensors in the {side} only"
-        for side, counts in unmatched.items()
-        for name, count in sorted(counts.items())
-    ]
-    if shapes and not differences:
-        differences = shapes[:shown] + ([f"{len(shapes) - shown} more tensors"] if len(shapes) > shown else [])
-    return differences
-
-
-def _init_arg_differences(hyper_parameters: dict, module: nn.Module) -> list[str]:
-    """``network.arg: checkpoint X, model Y`` for the plain constructor arguments of every saved network spec."""
-    plain = (bool, int, float, str, list, type(None))
-    differences = []
-    for name, spec in sorted(hyper_parameters.items()):
-        network = getattr(module, name, None)
-        if not (isinstance(spec, dict) and "init_args" in spec and isinstance(network, nn.Module)):
-            continue
-        live = init_args_of(network)
-        for arg, value in sorted(spec["init_args"].items()):
-            mine = live.get(arg)
-            if arg in live and isinstance(value, plain) and isinstance(mine, plain) and value != mine:
-                differences.append(f"{name}.{arg}: checkpoint {value}, model {mine}")
-    return differences

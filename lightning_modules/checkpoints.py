@@ -1,23 +1,32 @@
-"""Lightning checkpoints that ``poselift test`` / ``predict`` and ``load_from_checkpoint`` accept.
+"""The one checkpoint path: reading (one trust policy), network specs, architecture checks, import.
 
-``import_videopose3d`` turns a published VideoPose3D ``.bin`` (pose model and, when present, trajectory model)
-into such a checkpoint: the regime's hyperparameters in the LightningCLI form (class paths + init args), so
-that ``SupervisedLifting.load_from_checkpoint`` rebuilds the networks, and the weights under ``lifter.`` and
-``trajectory_model.``.
+- :func:`read_checkpoint`: every file poselift opens as a checkpoint goes through it. Tensors and plain values load
+  always; pickled objects only with the caller's explicit trust (``--trust-pickle``, ``trust_pickle=True``,
+  ``--weights_only false``), since unpickling can run code.
+- :func:`complete_specs`: a checkpoint stores each injected network as a LightningCLI spec (``class_path`` +
+  ``init_args``); arguments the CLI linked from the data are filled in from the live network when it is saved, so
+  ``load_from_checkpoint`` rebuilds every network on its own.
+- :func:`check_architecture`: a checkpoint of another architecture is refused by naming the differing arguments,
+  not the tensors.
+- :func:`import_videopose3d` turns a published VideoPose3D ``.bin`` (pose model and, when present, trajectory
+  model) into a poselift checkpoint.
 """
 
 from __future__ import annotations
 
+import inspect
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import lightning
 import torch
+from torch import nn
 
 from components.atomic import atomic_destination
 from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
-from lightning_modules.hparams import INSTANTIATOR, class_path, module_spec
-from lightning_modules.supervised import SupervisedLifting
+
+ZIP_SIGNATURE = b"PK\x03\x04"
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False, what: str = "checkpoint") -> dict:
@@ -25,28 +34,137 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False, what: str = "c
 
     Checkpoints written by ``poselift fit`` hold no pickled objects and always load; a module built in Python
     stores its networks as objects, which only ``trust_pickle=True`` unpickles (unpickling can run code: trusted
-    files only). ``what`` names the file's role in errors (e.g. ``teacher_checkpoint``).
+    files only). ``what`` names the file's role in errors (``--ckpt_path``, ``teacher_checkpoint`` ...).
 
     Raises:
         FileNotFoundError: no such file. ValueError: pickled objects without trust, or not a Lightning checkpoint.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
+        raise FileNotFoundError(f"{what} {path}: file not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError:
-        raise ValueError(
-            f"{what} {path} holds pickled objects (a module built in Python stores its networks as objects); "
-            "pass trust_pickle=True (--trust-pickle) for a file you trust"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as error:  # torch reports damaged archives with several types
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise ValueError(f"{what} {path}: cannot read as a Lightning checkpoint ({reason})") from None
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=not trust_pickle)
+    except pickle.UnpicklingError as error:
+        if _is_zip(path):
+            raise ValueError(
+                f"{what} {path} holds pickled objects (a module built in Python stores its networks as objects): "
+                "only for a file you trust, pass --trust-pickle (tools) or --weights_only false (fit, test, predict)"
+            ) from None
+        raise _unreadable(path, what, error) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:  # torch reports damaged archives several ways
+        raise _unreadable(path, what, error) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f"{what} {path}: expected a Lightning checkpoint with a 'state_dict', got {keys}")
     return checkpoint
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == ZIP_SIGNATURE
+
+
+def _unreadable(path: Path, what: str, error: Exception) -> ValueError:
+    """torch's first line, unless the file is no zip archive at all (then torch's unpickling complaint about
+    ``weights_only`` would mislead)."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    reason = reason if _is_zip(path) else "no zip signature: not a file written by torch.save"
+    return ValueError(f"{what} {path}: cannot read as a Lightning checkpoint ({reason})")
+
+
+INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+
+
+def class_path(obj_or_cls) -> str:
+    cls = obj_or_cls if inspect.isclass(obj_or_cls) else type(obj_or_cls)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def init_args_of(module: nn.Module) -> dict:
+    """The constructor arguments a module kept as attributes (tuples as lists, for YAML and JSON)."""
+    args = {}
+    for name in list(inspect.signature(type(module).__init__).parameters)[1:]:
+        if hasattr(module, name):
+            value = getattr(module, name)
+            args[name] = list(value) if isinstance(value, tuple) else value
+    return args
+
+
+def module_spec(module: nn.Module | None) -> dict | None:
+    """``{"class_path": ..., "init_args": ...}`` of a network, as LightningCLI writes it."""
+    if module is None:
+        return None
+    return {"class_path": class_path(module), "init_args": init_args_of(module)}
+
+
+def complete_specs(hyper_parameters: dict, modules: dict[str, nn.Module | None]) -> None:
+    """Fill the init args a spec lacks from the live module, in place.
+
+    LightningCLI hides linked arguments (e.g. ``num_joints_in`` taken from the data) from the saved config, so
+    without this a checkpoint would rebuild its lifter with default joint counts.
+    """
+    for name, module in modules.items():
+        spec = hyper_parameters.get(name)
+        if module is not None and isinstance(spec, dict) and "class_path" in spec:
+            hyper_parameters[name] = {**spec, "init_args": {**spec.get("init_args", {}), **init_args_of(module)}}
+
+
+def check_architecture(checkpoint: dict, module: nn.Module, source: str = "checkpoint") -> None:
+    """Raise a ``ValueError`` naming what differs when ``checkpoint`` was trained with another architecture."""
+    differences = architecture_differences(checkpoint, module)
+    if differences:
+        raise ValueError(
+            f"{source} was trained with another architecture than the configured model: "
+            + "; ".join(differences)
+            + " (configure the model as it was trained, e.g. test with the run's config.yaml)"
+        )
+
+
+def architecture_differences(checkpoint: dict, module: nn.Module, shown: int = 3) -> list[str]:
+    """Why ``checkpoint["state_dict"]`` cannot load into ``module``; empty when every tensor fits.
+
+    Names the networks' differing constructor arguments (``lifter.channels: checkpoint 64, model 32``) and the
+    tensors one side lacks, counted per network; only when neither explains it, up to ``shown`` tensors whose
+    shapes differ.
+    """
+    saved, current = checkpoint.get("state_dict", {}), module.state_dict()
+    shapes = [
+        f"{key}: checkpoint {tuple(saved[key].shape)}, model {tuple(value.shape)}"
+        for key, value in current.items()
+        if key in saved and tuple(saved[key].shape) != tuple(value.shape)
+    ]
+    # tensors one side lacks, counted per network (``lifter``, ``trajectory_model``, ...)
+    unmatched = {
+        "model": Counter(key.split(".")[0] for key in current.keys() - saved.keys()),
+        "checkpoint": Counter(key.split(".")[0] for key in saved.keys() - current.keys()),
+    }
+    if not (shapes or unmatched["model"] or unmatched["checkpoint"]):
+        return []
+    differences = _init_arg_differences(checkpoint.get("hyper_parameters", {}), module)
+    differences += [
+        f"{name}: {count} tensors in the {side} only"
+        for side, counts in unmatched.items()
+        for name, count in sorted(counts.items())
+    ]
+    if shapes and not differences:
+        differences = shapes[:shown] + ([f"{len(shapes) - shown} more tensors"] if len(shapes) > shown else [])
+    return differences
+
+
+def _init_arg_differences(hyper_parameters: dict, module: nn.Module) -> list[str]:
+    """``network.arg: checkpoint X, model Y`` for the plain constructor arguments of every saved network spec."""
+    plain = (bool, int, float, str, list, type(None))
+    differences = []
+    for name, spec in sorted(hyper_parameters.items()):
+        network = getattr(module, name, None)
+        if not (isinstance(spec, dict) and "init_args" in spec and isinstance(network, nn.Module)):
+            continue
+        live = init_args_of(network)
+        for arg, value in sorted(spec["init_args"].items()):
+            mine = live.get(arg)
+            if arg in live and isinstance(value, plain) and isinstance(mine, plain) and value != mine:
+                differences.append(f"{name}.{arg}: checkpoint {value}, model {mine}")
+    return differences
 
 
 def save_checkpoint_atomic(payload: dict, path: str | Path) -> Path:
@@ -65,8 +183,10 @@ def import_videopose3d(
     input_layout: str = "h36m",
     output_layout: str = "h36m",
     trust_pickle: bool = False,
-) -> SupervisedLifting:
+) -> nn.Module:
     """Convert a VideoPose3D checkpoint into a poselift checkpoint at ``out``; returns the rebuilt module."""
+    from lightning_modules.supervised import SupervisedLifting  # a regime: imported here, it imports this module
+
     checkpoint = load_videopose3d_checkpoint(source, trust_pickle)
     lifter, _ = lifter_from_state_dict(checkpoint["model_pos"], in_features, causal)
     trajectory_model = None

@@ -37,7 +37,7 @@ from datamodules.mpi_inf_3dhp_writers import (
     save_test_annotations,
 )
 from lightning_modules.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
-from lightning_modules.hparams import module_spec
+from lightning_modules.checkpoints import module_spec
 from lightning_modules.supervised import SupervisedLifting
 from tests.datamodules.test_human36m import ACTIONS, FRAMES, GT_METADATA, write_dataset
 

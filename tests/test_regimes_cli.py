@@ -165,7 +165,7 @@ def _student_fit(tmp_path: Path, teachers: Path, capsys) -> str:
 
 def test_student_refuses_a_missing_foreign_or_mismatched_teacher(adversarial_runs, tmp_path, capsys):
     missing = _student_fit(tmp_path, tmp_path / "gone.ckpt", capsys)
-    assert missing.endswith("gone.ckpt does not exist")
+    assert missing.endswith("gone.ckpt: file not found")
     (teachers,) = adversarial_runs["h36m", "teachers"].glob("checkpoints/best-*.ckpt")
     checkpoint = torch.load(teachers, weights_only=True)
     hyper_parameters = checkpoint["hyper_parameters"]

@@ -119,7 +119,7 @@ def test_solo_baseline_and_errors(tmp_path):
     with pytest.raises(ValueError, match=r"adversarial_weights names \['arms'\]"):
         AdversarialLifting(PartLifter(**SMALL), ResidualDiscriminator(17, **SMALL), adversarial_weights={"arms": 1})
     student = DistillationLifting(StudentLifter(**SMALL), PartLifter(**SMALL), teacher_checkpoint=str(tmp_path / "x"))
-    with pytest.raises(FileNotFoundError, match=r"teacher_checkpoint .*x does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"teacher_checkpoint .*x: file not found"):
         student.check_fit_inputs(resuming=False)
     student.check_fit_inputs(resuming=True)  # a resumed fit restores the teachers from its own checkpoint
 

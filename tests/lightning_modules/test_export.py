@@ -10,9 +10,8 @@ from torch import nn
 
 import cli
 from components.networks.temporal_conv import TemporalConvLifter
-from lightning_modules.checkpoints import save_checkpoint_atomic
+from lightning_modules.checkpoints import INSTANTIATOR, class_path, module_spec, save_checkpoint_atomic
 from lightning_modules.export import METADATA_FILE, export_lifter, load_lifting_module
-from lightning_modules.hparams import INSTANTIATOR, class_path, module_spec
 from lightning_modules.supervised import SupervisedLifting
 
 # torch 2.13 deprecates torch.jit as a whole; loading a TorchScript file is what these tests check.
@@ -164,5 +163,5 @@ def test_loading_refuses_unknown_networks_and_foreign_files(tmp_path):
     save_checkpoint_atomic({"model_pos": {}}, checkpoint)
     with pytest.raises(ValueError, match="expected a Lightning checkpoint with a 'state_dict'"):
         load_lifting_module(checkpoint)
-    with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt: file not found"):
         load_lifting_module(tmp_path / "missing.ckpt")
