@@ -38,6 +38,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
+from components.errors import PoseliftError, RunFolderError
 from components.skeleton import layout
 from datamodules.base import PoseDataModule
 from lightning_modules.base import LiftingModule
@@ -125,9 +126,9 @@ class PoseliftCLI(LightningCLI):
         path = Path(folder).absolute()
         existing = next(p for p in (path, *path.parents) if p.exists())
         if not existing.is_dir():
-            raise NotADirectoryError(f"run folder {folder}: {existing} is a file, not a folder")
+            raise RunFolderError(f"run folder {folder}: {existing} is a file, not a folder")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(f"run folder {folder}: {existing} is not writable")
+            raise RunFolderError(f"run folder {folder}: {existing} is not writable")
 
     def parse_arguments(self, parser, args) -> None:
         """Parse, then read a ``--ckpt_path`` file once, through the one checkpoint reader: LightningCLI reads its
@@ -353,7 +354,7 @@ def export(argv: Sequence[str]) -> int:
     try:
         export_lifter(lifter, options.out, options.format, options.frames)
     except ImportError as error:  # the optional export dependencies
-        raise RuntimeError(str(error)) from None
+        raise PoseliftError(str(error)) from None
     rf = lifter.receptive_field
     frames = f"T>={rf}" if options.frames is None else f"T={options.frames}"
     print(
@@ -405,9 +406,10 @@ def quiet_known_noise() -> None:
 def main(args: Sequence[str] | None = None) -> int:
     """Run a subcommand; returns the exit status.
 
-    Bad input (``OSError``, ``KeyError``, ``ValueError``, ``RuntimeError``, whose messages name the file, key,
-    shape or value) ends the command with ``poselift <subcommand>: error: <message>`` on stderr and status 2
-    instead of a traceback; ``POSELIFT_DEBUG=1`` re-raises it with the traceback (docs/errors.md).
+    poselift's own errors (``components.errors.PoseliftError``: bad input, whose messages name the file, key,
+    shape or value) end the command with ``poselift <subcommand>: error: <message>`` on stderr and status 2
+    instead of a traceback; ``POSELIFT_DEBUG=1`` re-raises them with the traceback (docs/errors.md). Any other
+    exception (a bug, running out of memory) keeps its traceback.
     """
     import os
 
@@ -418,13 +420,11 @@ def main(args: Sequence[str] | None = None) -> int:
             return TOOLS[argv[0]].run(argv[1:])
         lightning_main(None if args is None else argv)
         return 0
-    except (OSError, KeyError, ValueError, RuntimeError) as error:
+    except PoseliftError as error:
         if os.environ.get("POSELIFT_DEBUG", "0") not in ("", "0"):
             raise
-        # str() of a KeyError is the repr of its argument (quoted, escaped); show the message itself
-        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         command = f"poselift {argv[0]}" if argv and not argv[0].startswith("-") else "poselift"
-        print(f"{command}: error: {message or type(error).__name__}", file=sys.stderr)
+        print(f"{command}: error: {str(error) or type(error).__name__}", file=sys.stderr)
         return 2
 
 

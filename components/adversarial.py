@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from components.errors import InputError
+
 DepthLifter = Callable[[Tensor], Tensor]
 """``(B, J, 2)`` normalised 2D poses -> ``(B, J)`` depths in the same units."""
 
@@ -37,13 +39,13 @@ AdversarialMode = Literal["bce", "lsgan"]
 
 def _check_points(points: Tensor, channels: int, name: str) -> None:
     if points.dim() < 2 or points.shape[-1] != channels:
-        raise ValueError(f"{name} must have shape (..., joints, {channels}), got {tuple(points.shape)}")
+        raise InputError(f"{name} must have shape (..., joints, {channels}), got {tuple(points.shape)}")
 
 
 def _check_rotation(points: Tensor, rotation: Tensor) -> None:
     _check_points(points, 3, "points")
     if rotation.shape[-2:] != (3, 3) or rotation.shape[:-2] != points.shape[:-2]:
-        raise ValueError(
+        raise InputError(
             f"rotation must have shape (B, 3, 3) matching points (B, J, 3), "
             f"got {tuple(rotation.shape)} and {tuple(points.shape)}"
         )
@@ -83,10 +85,10 @@ def normalize_2d(
         size = centred.abs().amax(dim=(-2, -1), keepdim=True)
     elif scale == "head_root":
         if head is None:
-            raise ValueError("scale='head_root' needs the head joint's index")
+            raise InputError("scale='head_root' needs the head joint's index")
         size = centred[..., head : head + 1, :].norm(dim=-1, keepdim=True) / HEAD_ROOT_DISTANCE
     else:
-        raise ValueError(f"scale must be 'max_abs' or 'head_root', got {scale!r}")
+        raise InputError(f"scale must be 'max_abs' or 'head_root', got {scale!r}")
     size = size.clamp_min(eps)
     return centred / size, size
 
@@ -169,7 +171,7 @@ def project(points: Tensor, mode: ProjectionMode = "orthographic", depth_offset:
         return points[..., :2]
     if mode == "perspective":
         return points[..., :2] * (depth_offset / _perspective_depth(points[..., 2:], depth_offset))
-    raise ValueError(f"projection mode must be 'orthographic' or 'perspective', got {mode!r}")
+    raise InputError(f"projection mode must be 'orthographic' or 'perspective', got {mode!r}")
 
 
 def lift_pose(
@@ -182,19 +184,19 @@ def lift_pose(
     """
     _check_points(keypoints, 2, "keypoints")
     if depths.shape != keypoints.shape[:-1]:
-        raise ValueError(f"depths {tuple(depths.shape)} must match keypoints {tuple(keypoints.shape)} as (B, J)")
+        raise InputError(f"depths {tuple(depths.shape)} must match keypoints {tuple(keypoints.shape)} as (B, J)")
     z = depths[..., None]
     if mode == "perspective":
         keypoints = keypoints * (_perspective_depth(z, depth_offset) / depth_offset)
     elif mode != "orthographic":
-        raise ValueError(f"projection mode must be 'orthographic' or 'perspective', got {mode!r}")
+        raise InputError(f"projection mode must be 'orthographic' or 'perspective', got {mode!r}")
     return torch.cat([keypoints, z], dim=-1)
 
 
 def joint_mse(pred: Tensor, target: Tensor, joints: Sequence[int] | None = None) -> Tensor:
     """Mean squared error over batch, the given joints and channels of ``(B, J, C)`` tensors (all joints if None)."""
     if pred.shape != target.shape or pred.dim() < 2:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (B, J, C)")
+        raise InputError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (B, J, C)")
     if joints is not None:
         pred, target = pred[..., list(joints), :], target[..., list(joints), :]
     return (pred - target).square().mean()
@@ -295,7 +297,7 @@ def _criterion(logits: Tensor, targets: Tensor, mode: AdversarialMode) -> Tensor
         return F.binary_cross_entropy_with_logits(logits, targets)
     if mode == "lsgan":
         return F.mse_loss(logits, targets)
-    raise ValueError(f"adversarial mode must be 'bce' or 'lsgan', got {mode!r}")
+    raise InputError(f"adversarial mode must be 'bce' or 'lsgan', got {mode!r}")
 
 
 def _targets(
@@ -334,7 +336,7 @@ def discriminator_loss(
         generator: optional random generator for the flips, on the logits' device.
     """
     if not 0.0 <= flip_probability <= 1.0:
-        raise ValueError(f"flip_probability must lie in [0, 1], got {flip_probability}")
+        raise InputError(f"flip_probability must lie in [0, 1], got {flip_probability}")
     real_targets = _targets(real_logits, real_label, 0.0, flip_probability, generator)
     fake_targets = _targets(fake_logits, 0.0, real_label, flip_probability, generator)
     return 0.5 * (_criterion(real_logits, real_targets, mode) + _criterion(fake_logits, fake_targets, mode))
@@ -358,7 +360,7 @@ def reflected_parts(pred: Tensor, target: Tensor, parts: Mapping[str, Sequence[i
         parts: part name -> joint indices (``PartLifter.part_indices``).
     """
     if pred.shape != target.shape or pred.shape[-1] != 3:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (N, J, 3)")
+        raise InputError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (N, J, 3)")
     reflected = {}
     for name, joints in parts.items():
         depth, true = pred[..., list(joints), 2], target[..., list(joints), 2]

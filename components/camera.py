@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from components.errors import InputError
 from components.geometry import quaternion_inverse, quaternion_rotate
 
 INTRINSICS_SIZE = 9
@@ -26,10 +27,10 @@ _CX, _P1 = 2, 7  # the entries a horizontal flip negates
 def _broadcast_intrinsics(intrinsics: Tensor, points: Tensor) -> Tensor:
     """View ``(*batch, 9)`` intrinsics as ``(*batch, 1, ..., 1, 9)`` to broadcast over ``(*batch, ..., 3)`` points."""
     if intrinsics.shape[-1] != INTRINSICS_SIZE:
-        raise ValueError(f"intrinsics must end in {INTRINSICS_SIZE} numbers, got shape {tuple(intrinsics.shape)}")
+        raise InputError(f"intrinsics must end in {INTRINSICS_SIZE} numbers, got shape {tuple(intrinsics.shape)}")
     extra = points.ndim - intrinsics.ndim
     if extra < 0 or points.shape[: intrinsics.ndim - 1] != intrinsics.shape[:-1]:
-        raise ValueError(
+        raise InputError(
             f"intrinsics {tuple(intrinsics.shape)} do not lead the batch dims of points {tuple(points.shape)}"
         )
     return intrinsics.reshape(*intrinsics.shape[:-1], *([1] * extra), INTRINSICS_SIZE)
@@ -37,7 +38,7 @@ def _broadcast_intrinsics(intrinsics: Tensor, points: Tensor) -> Tensor:
 
 def _perspective_divide(points: Tensor) -> Tensor:
     if points.shape[-1] != 3:
-        raise ValueError(f"points must be (..., 3) in camera space, got {tuple(points.shape)}")
+        raise InputError(f"points must be (..., 3) in camera space, got {tuple(points.shape)}")
     # The clamp keeps image-plane coordinates in [-1, 1], where the distortion polynomial is well behaved.
     return torch.clamp(points[..., :2] / points[..., 2:], -1.0, 1.0)
 
@@ -90,14 +91,14 @@ def normalize_screen_coordinates(points, width: float, height: float):
     Works on numpy arrays and tensors of shape ``(..., 2)``.
     """
     if points.shape[-1] != 2:
-        raise ValueError(f"expected (..., 2) image points, got shape {tuple(points.shape)}")
+        raise InputError(f"expected (..., 2) image points, got shape {tuple(points.shape)}")
     return points / width * 2 - _offset(points, width, height)
 
 
 def image_coordinates(points, width: float, height: float):
     """Screen units -> pixels, the inverse of :func:`normalize_screen_coordinates`."""
     if points.shape[-1] != 2:
-        raise ValueError(f"expected (..., 2) screen points, got shape {tuple(points.shape)}")
+        raise InputError(f"expected (..., 2) screen points, got shape {tuple(points.shape)}")
     return (points + _offset(points, width, height)) * width / 2
 
 

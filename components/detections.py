@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from components.errors import InputError
 from components.skeleton import Skeleton
 
 DERIVATION_RULES: Mapping[str, Mapping[str, float]] = {
@@ -82,7 +83,7 @@ def conversion_matrix(source: Skeleton, target: Skeleton) -> np.ndarray:
         try:
             rows.append(_weights_of(name, source))
         except LookupError as error:
-            raise ValueError(f"cannot convert {source.name!r} to {target.name!r}: {_why(error.args, source)}") from None
+            raise InputError(f"cannot convert {source.name!r} to {target.name!r}: {_why(error.args, source)}") from None
     return np.stack(rows)
 
 
@@ -97,7 +98,7 @@ def convert_keypoints(
     Works on NumPy arrays and torch tensors (same type, dtype and device out).
     """
     if points.ndim < 2 or points.shape[-2:] != (source.num_joints, 3):
-        raise ValueError(
+        raise InputError(
             f"keypoints have shape {tuple(points.shape)}, expected (..., {source.num_joints}, 3) "
             f"[x, y, score] for layout {source.name!r}"
         )
@@ -170,7 +171,7 @@ def follow_person(
         chosen person index per frame, -1 where nobody.
     """
     if keypoints.ndim != 4 or keypoints.shape[-1] != 3:
-        raise ValueError(f"keypoints have shape {keypoints.shape}, expected (frames, persons, joints, 3)")
+        raise InputError(f"keypoints have shape {keypoints.shape}, expected (frames, persons, joints, 3)")
     boxes = bounding_boxes(keypoints)  # (frames, persons, 4)
     present = ~np.isnan(boxes).any(-1)
     scores = np.where(present, person_scores(keypoints), -np.inf)
@@ -225,14 +226,14 @@ def fill_missing(keypoints: np.ndarray, skeleton: Skeleton, min_score: float = 0
     never usable, since nothing could stand in for them.
     """
     if keypoints.ndim != 3 or keypoints.shape[1:] != (skeleton.num_joints, 3):
-        raise ValueError(
+        raise InputError(
             f"keypoints have shape {keypoints.shape}, expected (frames, {skeleton.num_joints}, 3) "
             f"for layout {skeleton.name!r}"
         )
     usable = ~np.isnan(keypoints).any(-1) & (np.nan_to_num(keypoints[..., 2], nan=-np.inf) >= min_score)
     never = [skeleton.joint_names[j] for j in np.flatnonzero(~usable.any(0))]
     if never:
-        raise ValueError(
+        raise InputError(
             f"joints {never} of layout {skeleton.name!r} are never detected with score >= {min_score} in "
             f"{len(keypoints)} frames; they cannot be interpolated"
         )

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from components.errors import InputError
 from components.skeleton import Skeleton
 
 
@@ -19,7 +20,7 @@ def quaternion_rotate(q: Tensor, v: Tensor) -> Tensor:
     instead of elementwise cross products on broadcast copies (an order of magnitude faster on long sequences).
     """
     if q.shape[-1] != 4 or v.shape[-1] != 3:
-        raise ValueError(f"expected q (..., 4) and v (..., 3), got {tuple(q.shape)} and {tuple(v.shape)}")
+        raise InputError(f"expected q (..., 4) and v (..., 3), got {tuple(q.shape)} and {tuple(v.shape)}")
     dtype = torch.promote_types(q.dtype, v.dtype)
     rotation = quaternion_to_matrix(q.to(dtype))
     if rotation.ndim == 2:  # one rotation for all vectors: a single matrix multiply
@@ -87,7 +88,7 @@ def procrustes_align(pred: Tensor, target: Tensor, allow_reflection: bool = Fals
         ``(..., joints, 3)`` aligned ``pred`` in the dtype of ``pred``.
     """
     if pred.shape != target.shape or pred.shape[-1] != 3:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (..., joints, 3)")
+        raise InputError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (..., joints, 3)")
     # float64: the SVD of nearly degenerate poses is unstable in float32 and metrics are not a hot path.
     x, y = target.double(), pred.double()
     mu_x, mu_y = x.mean(dim=-2, keepdim=True), y.mean(dim=-2, keepdim=True)
@@ -111,7 +112,7 @@ def procrustes_align(pred: Tensor, target: Tensor, allow_reflection: bool = Fals
 def bone_lengths(poses: Tensor, skeleton: Skeleton) -> Tensor:
     """Lengths ``(..., bones)`` of each bone of ``skeleton`` in poses ``(..., joints, 3)``, in the poses' unit."""
     if poses.shape[-2] != skeleton.num_joints:
-        raise ValueError(f"poses {tuple(poses.shape)} do not have the {skeleton.num_joints} joints of {skeleton.name}")
+        raise InputError(f"poses {tuple(poses.shape)} do not have the {skeleton.num_joints} joints of {skeleton.name}")
     child, parent = zip(*skeleton.bones, strict=True)
     return torch.linalg.vector_norm(poses[..., list(child), :] - poses[..., list(parent), :], dim=-1)
 
@@ -139,7 +140,7 @@ def flip_horizontal(points, skeleton: Skeleton):
     Applying it twice gives the input back.
     """
     if points.shape[-2] != skeleton.num_joints:
-        raise ValueError(
+        raise InputError(
             f"points {tuple(points.shape)} do not have the {skeleton.num_joints} joints of {skeleton.name}"
         )
     mirrored = points[..., list(skeleton.flip_permutation), :]

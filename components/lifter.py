@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from components.errors import InputError
+
 CONTRACT = ("receptive_field", "causal", "forward")
 
 
@@ -33,7 +35,7 @@ class Timing:
 
     def __post_init__(self) -> None:
         if self.receptive_field < 1 or self.receptive_field % 2 == 0:
-            raise ValueError(f"receptive_field must be a positive odd number, got {self.receptive_field}")
+            raise InputError(f"receptive_field must be a positive odd number, got {self.receptive_field}")
 
     @classmethod
     def of(cls, lifter) -> Timing:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from components.errors import InputError
 from components.geometry import bone_lengths
 from components.metrics import mpjpe
 from components.skeleton import Skeleton
@@ -28,12 +29,12 @@ def weighted_mpjpe(pred: Tensor, target: Tensor, weights: Tensor) -> Tensor:
         weights: broadcastable to ``(..., joints)``, e.g. ``(B, T, 1)``.
     """
     if pred.shape != target.shape or pred.shape[-1] != 3:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (..., joints, 3)")
+        raise InputError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match as (..., joints, 3)")
     distances = (pred - target).norm(dim=-1)
     try:
         return (weights * distances).mean()
     except RuntimeError as error:
-        raise ValueError(f"weights {tuple(weights.shape)} do not broadcast to {tuple(distances.shape)}") from error
+        raise InputError(f"weights {tuple(weights.shape)} do not broadcast to {tuple(distances.shape)}") from error
 
 
 def trajectory_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -48,7 +49,7 @@ def reprojection_loss(projected: Tensor, keypoints_2d: Tensor) -> Tensor:
         projected, keypoints_2d: ``(..., joints, 2)`` in the same (normalised screen) units.
     """
     if projected.shape != keypoints_2d.shape or projected.shape[-1] != 2:
-        raise ValueError(
+        raise InputError(
             f"projected {tuple(projected.shape)} and keypoints {tuple(keypoints_2d.shape)} "
             "must match as (..., joints, 2)"
         )
@@ -65,7 +66,7 @@ def bone_length_loss(labeled: Tensor, unlabeled: Tensor, skeleton: Skeleton) -> 
         labeled, unlabeled: ``(B, T, joints, 3)`` poses in metres (batch sizes may differ).
     """
     if labeled.shape[-2:] != unlabeled.shape[-2:]:
-        raise ValueError(f"labeled {tuple(labeled.shape)} and unlabeled {tuple(unlabeled.shape)} joint shapes differ")
+        raise InputError(f"labeled {tuple(labeled.shape)} and unlabeled {tuple(unlabeled.shape)} joint shapes differ")
     mean_labeled = bone_lengths(labeled, skeleton).flatten(0, -2).mean(dim=0)
     mean_unlabeled = bone_lengths(unlabeled, skeleton).flatten(0, -2).mean(dim=0)
     return (mean_labeled - mean_unlabeled).abs().mean()

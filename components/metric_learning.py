@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from components.errors import InputError
+
 
 def multiview_pairs(recording: Tensor, frame: Tensor, tau: int) -> tuple[Tensor, Tensor]:
     """Positive and negative masks of a batch of windows.
@@ -30,9 +32,9 @@ def multiview_pairs(recording: Tensor, frame: Tensor, tau: int) -> tuple[Tensor,
         ``(positive, negative)``, two ``(B, B)`` bool masks; the diagonal is in neither.
     """
     if recording.shape != frame.shape or recording.dim() != 1:
-        raise ValueError(f"recording {tuple(recording.shape)} and frame {tuple(frame.shape)} must both be (B,)")
+        raise InputError(f"recording {tuple(recording.shape)} and frame {tuple(frame.shape)} must both be (B,)")
     if tau < 0:
-        raise ValueError(f"tau must be >= 0 frames, got {tau}")
+        raise InputError(f"tau must be >= 0 frames, got {tau}")
     same_recording = recording[:, None] == recording[None, :]
     gap = (frame[:, None] - frame[None, :]).abs()
     itself = torch.eye(len(recording), dtype=torch.bool, device=recording.device)
@@ -44,7 +46,7 @@ def multiview_pairs(recording: Tensor, frame: Tensor, tau: int) -> tuple[Tensor,
 def _check(embeddings: Tensor, positive: Tensor, negative: Tensor) -> None:
     count = embeddings.shape[0]
     if embeddings.dim() != 2 or positive.shape != (count, count) or negative.shape != (count, count):
-        raise ValueError(
+        raise InputError(
             f"embeddings {tuple(embeddings.shape)} must be (B, D) with (B, B) masks, got positive "
             f"{tuple(positive.shape)} and negative {tuple(negative.shape)}"
         )
@@ -82,7 +84,7 @@ def info_nce_loss(embeddings: Tensor, positive: Tensor, negative: Tensor, temper
     """
     _check(embeddings, positive, negative)
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise InputError(f"temperature must be > 0, got {temperature}")
     unit = F.normalize(embeddings, dim=-1)
     logits = unit @ unit.T / temperature
     negatives = torch.logsumexp(logits.masked_fill(~negative, float("-inf")), dim=1, keepdim=True)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from components.errors import InputError
 from components.geometry import procrustes_align
 
 Reduction = Literal["groups", "frames"]
@@ -36,7 +37,7 @@ Reduction = Literal["groups", "frames"]
 def check_poses(pred: Tensor, target: Tensor, min_ndim: int = 2, layout: str = "(..., joints, 3)") -> None:
     """Raise a ValueError unless ``pred`` and ``target`` share one shape of the given layout."""
     if pred.shape != target.shape or pred.ndim < min_ndim or pred.shape[-1] != 3:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape {layout}")
+        raise InputError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape {layout}")
 
 
 def mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
@@ -132,7 +133,7 @@ def mpjve_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     """
     check_poses(pred, target, min_ndim=3, layout="(..., frames >= 2, joints, 3)")
     if pred.shape[-3] < 2:
-        raise ValueError(f"pred and target {tuple(pred.shape)} need at least 2 frames on axis -3 for a velocity")
+        raise InputError(f"pred and target {tuple(pred.shape)} need at least 2 frames on axis -3 for a velocity")
     velocity_error = torch.diff(pred, dim=-3) - torch.diff(target, dim=-3)
     return torch.linalg.vector_norm(velocity_error, dim=-1).mean(dim=-1)
 
@@ -169,15 +170,15 @@ def group_index(group: Tensor | int | None, shape: torch.Size, num_groups: int, 
         return torch.zeros(shape, dtype=torch.long, device=device)
     group = torch.as_tensor(group, device=device)
     if group.is_floating_point() or group.is_complex() or group.dtype == torch.bool:
-        raise ValueError(f"group must be an integer tensor, got dtype {group.dtype}")
+        raise InputError(f"group must be an integer tensor, got dtype {group.dtype}")
     if tuple(group.shape) != tuple(shape[: group.ndim]):
-        raise ValueError(
+        raise InputError(
             f"group {tuple(group.shape)} must be a prefix of the per-frame shape {tuple(shape)}, "
             "e.g. (batch,) for (batch, frames, joints, 3) poses"
         )
     # One host sync per update; index_add would otherwise fail with an opaque device assert.
     if bool(((group < 0) | (group >= num_groups)).any()):
-        raise ValueError(f"group values must lie in [0, {num_groups}), got {group.unique().tolist()}")
+        raise InputError(f"group values must lie in [0, {num_groups}), got {group.unique().tolist()}")
     trailing = (1,) * (len(shape) - group.ndim)
     return group.long().reshape(*group.shape, *trailing).expand(shape)
 
@@ -211,9 +212,9 @@ class GroupedPoseError(Metric, ABC):
     def __init__(self, *, num_groups: int = 1, reduction: Reduction = "groups", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-            raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
+            raise InputError(f"num_groups must be a positive int, got {num_groups!r}")
         if reduction not in ("groups", "frames"):
-            raise ValueError(f"reduction must be 'groups' or 'frames', got {reduction!r}")
+            raise InputError(f"reduction must be 'groups' or 'frames', got {reduction!r}")
         self.num_groups = num_groups
         self.reduction = reduction
         self.add_state("error_sum", torch.zeros(num_groups, dtype=torch.float64), dist_reduce_fx="sum")
@@ -330,7 +331,7 @@ def action_group(name: str) -> str:
     """
     words = name.split()
     if not words:
-        raise ValueError(f"action name {name!r} is empty")
+        raise InputError(f"action name {name!r} is empty")
     return words[0]
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from components.errors import InputError, MissingKeyError
 from components.metrics import check_poses, group_index
 from components.skeleton import MPI_INF_3DHP_17, Skeleton
 
@@ -71,7 +72,7 @@ def _thresholds(thresholds: float | Sequence[float] | Tensor, device: torch.devi
     """``(T,)`` float64 thresholds; a scalar becomes ``(1,)``."""
     values = torch.as_tensor(thresholds, dtype=torch.float64, device=device).reshape(-1)
     if values.numel() == 0:
-        raise ValueError("thresholds must not be empty")
+        raise InputError("thresholds must not be empty")
     return values
 
 
@@ -163,7 +164,7 @@ def auc(
 
 def _check_layout(pred: Tensor, skeleton: Skeleton) -> None:
     if pred.ndim < 2 or pred.shape[-2] != skeleton.num_joints:
-        raise ValueError(
+        raise InputError(
             f"poses {tuple(pred.shape)} must be (..., {skeleton.num_joints}, 3) for skeleton {skeleton.name!r}"
         )
 
@@ -210,11 +211,11 @@ class GroupedCorrectJoints(Metric):
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-            raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
+            raise InputError(f"num_groups must be a positive int, got {num_groups!r}")
         if reduction not in ("frames", "groups"):
-            raise ValueError(f"reduction must be 'frames' or 'groups', got {reduction!r}")
+            raise InputError(f"reduction must be 'frames' or 'groups', got {reduction!r}")
         if not joints:
-            raise ValueError("joints must name at least one joint")
+            raise InputError("joints must name at least one joint")
         self.thresholds = tuple(float(t) for t in _thresholds(thresholds, torch.device("cpu")).tolist())
         self.skeleton = skeleton
         self.joints = tuple(joints)
@@ -319,7 +320,7 @@ def scene_weighted(values_per_sequence: Mapping[str, float] | Sequence[float] | 
     if isinstance(values_per_sequence, Mapping):
         missing = [n for n in names if n not in values_per_sequence]
         if missing:
-            raise KeyError(f"scene_weighted needs values for {list(names)}; missing {missing}")
+            raise MissingKeyError(f"scene_weighted needs values for {list(names)}; missing {missing}")
         values = {n: float(values_per_sequence[n]) for n in names}
     else:
         flat = [
@@ -327,7 +328,7 @@ def scene_weighted(values_per_sequence: Mapping[str, float] | Sequence[float] | 
             for v in (values_per_sequence.tolist() if isinstance(values_per_sequence, Tensor) else values_per_sequence)
         ]
         if len(flat) != len(names):
-            raise ValueError(f"scene_weighted needs {len(names)} values (TS1..TS6), got {len(flat)}")
+            raise InputError(f"scene_weighted needs {len(names)} values (TS1..TS6), got {len(flat)}")
         values = dict(zip(names, flat, strict=True))
     scores = {}
     for scene, sequences in SCENE_SEQUENCES.items():

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from components.errors import InputError
 from components.geometry import procrustes_align
 from components.metrics import mpjpe_per_frame
 from components.report import ResultTable
@@ -44,7 +45,7 @@ def normalized_pose(points: Tensor, *, root: int) -> Tensor:
         root: index of the root joint, e.g. ``skeleton.root``.
     """
     if points.ndim < 2 or not -points.shape[-2] <= root < points.shape[-2]:
-        raise ValueError(f"points {tuple(points.shape)} must be (..., joints, C) with root {root} among the joints")
+        raise InputError(f"points {tuple(points.shape)} must be (..., joints, C) with root {root} among the joints")
     centred = points - points[..., root : root + 1, :]
     rms = centred.square().sum(dim=-1).mean(dim=-1).sqrt()[..., None, None]
     return centred / rms.clamp_min(torch.finfo(rms.dtype).tiny)
@@ -67,7 +68,7 @@ def np_mpjpe(query: Tensor, retrieved: Tensor, *, root: int) -> Tensor:
         ``(...,)`` NP-MPJPE of each pair.
     """
     if query.shape != retrieved.shape or query.ndim < 2 or query.shape[-1] != 3:
-        raise ValueError(f"query {tuple(query.shape)} and retrieved {tuple(retrieved.shape)} must match (..., J, 3)")
+        raise InputError(f"query {tuple(query.shape)} and retrieved {tuple(retrieved.shape)} must match (..., J, 3)")
     target = normalized_pose(query, root=root)
     aligned = procrustes_align(normalized_pose(retrieved, root=root), target)
     return mpjpe_per_frame(aligned, target)
@@ -76,7 +77,7 @@ def np_mpjpe(query: Tensor, retrieved: Tensor, *, root: int) -> Tensor:
 def _chunks(n: int, chunk: int) -> Iterator[slice]:
     """Consecutive slices of at most ``chunk`` items covering ``range(n)``."""
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+        raise InputError(f"chunk must be a positive int, got {chunk!r}")
     return (slice(start, min(start + chunk, n)) for start in range(0, n, chunk))
 
 
@@ -100,7 +101,7 @@ def nearest_neighbours(
         int64 gallery rows they belong to.
     """
     if query_features.ndim != 2 or gallery_features.ndim != 2 or query_features.shape[1] != gallery_features.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"features must be (Q, D) and (G, D), got {tuple(query_features.shape)} and {tuple(gallery_features.shape)}"
         )
     _check_ks((k,), gallery_features.shape[0], "gallery size")
@@ -117,9 +118,9 @@ def nearest_neighbours(
 def _check_ks(ks: Sequence[int], limit: int, what: str) -> None:
     """Raise a ValueError unless ``ks`` is a non-empty sequence of ints in ``[1, limit]``."""
     if len(ks) == 0 or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
-        raise ValueError(f"ks must be positive ints, got {tuple(ks)!r}")
+        raise InputError(f"ks must be positive ints, got {tuple(ks)!r}")
     if max(ks) > limit:
-        raise ValueError(f"k = {max(ks)} exceeds the {what} ({limit})")
+        raise InputError(f"k = {max(ks)} exceeds the {what} ({limit})")
 
 
 def average_precision(relevant: Tensor) -> Tensor:
@@ -155,7 +156,7 @@ def retrieval_scores(relevant: Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[s
         ``{"Hit@1": ..., "Hit@5": ..., "Hit@10": ..., "mAP@10": ...}`` (keys follow ``ks``), floats in ``[0, 1]``.
     """
     if relevant.ndim != 2 or relevant.dtype != torch.bool or relevant.shape[0] == 0:
-        raise ValueError(
+        raise InputError(
             f"relevant must be a non-empty (Q, k) bool tensor, got {relevant.dtype} {tuple(relevant.shape)}"
         )
     _check_ks(ks, relevant.shape[1], "number of ranked items")
@@ -168,12 +169,12 @@ def _check_views(features: Tensor, poses_3d: Tensor, camera: Tensor, instant: Te
     """Raise a ValueError unless the per-pose inputs of :func:`cross_view_retrieval` agree in shape and type."""
     n = features.shape[0] if features.ndim == 2 else -1
     if n < 0 or poses_3d.shape[:1] != (n,) or poses_3d.ndim != 3 or poses_3d.shape[-1] != 3:
-        raise ValueError(
+        raise InputError(
             f"features {tuple(features.shape)} must be (N, D) and poses_3d {tuple(poses_3d.shape)} (N, J, 3)"
         )
     for label, labels in (("camera", camera), ("instant", instant)):
         if labels.shape != (n,) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(
+            raise InputError(
                 f"{label} must be an integer tensor of shape ({n},), got {labels.dtype} {tuple(labels.shape)}"
             )
 
@@ -226,11 +227,11 @@ def cross_view_retrieval(
     """
     _check_views(features, poses_3d, camera, instant)
     if not threshold >= 0:
-        raise ValueError(f"threshold must be a non-negative NP-MPJPE, got {threshold!r}")
+        raise InputError(f"threshold must be a non-negative NP-MPJPE, got {threshold!r}")
     is_query = camera == query_camera
     num_queries, num_gallery = int(is_query.sum()), int((~is_query).sum())
     if num_queries == 0 or num_gallery == 0:
-        raise ValueError(
+        raise InputError(
             f"camera {query_camera} gives {num_queries} queries and {num_gallery} gallery poses; both must be non-empty"
         )
     _check_ks(ks, num_gallery, "gallery size")
@@ -250,11 +251,11 @@ def retrieval_table(rows: Mapping[str, Mapping[str, float]], name: str, title: s
         title: e.g. ``"cross-view retrieval, Human3.6M S9/S11 (%)"``.
     """
     if not rows:
-        raise ValueError("retrieval_table needs at least one method")
+        raise InputError("retrieval_table needs at least one method")
     missing = {method: sorted(set(RETRIEVAL_COLUMNS) - set(s)) for method, s in rows.items()}
     missing = {method: keys for method, keys in missing.items() if keys}
     if missing:
-        raise ValueError(f"scores are missing columns {missing}; expected {RETRIEVAL_COLUMNS}")
+        raise InputError(f"scores are missing columns {missing}; expected {RETRIEVAL_COLUMNS}")
     table_rows = tuple(
         (method, tuple(100.0 * float(scores[c]) for c in RETRIEVAL_COLUMNS)) for method, scores in rows.items()
     )

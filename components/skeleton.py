@@ -17,6 +17,8 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from components.errors import InputError, MissingKeyError
+
 _SIDES = (("left_", "right_"), ("right_", "left_"))
 
 
@@ -35,13 +37,13 @@ class Skeleton:
     def __post_init__(self) -> None:
         names = self.joint_names
         if len(set(names)) != len(names):
-            raise ValueError(f"skeleton {self.name!r}: joint names are not unique: {names}")
+            raise InputError(f"skeleton {self.name!r}: joint names are not unique: {names}")
         roots = [n for n, p in self.joints if p is None]
         if len(roots) != 1:
-            raise ValueError(f"skeleton {self.name!r}: expected exactly one root, got {roots}")
+            raise InputError(f"skeleton {self.name!r}: expected exactly one root, got {roots}")
         for joint, parent in self.joints:
             if parent is not None and parent not in names:
-                raise ValueError(f"skeleton {self.name!r}: parent {parent!r} of {joint!r} is not a joint")
+                raise InputError(f"skeleton {self.name!r}: parent {parent!r} of {joint!r} is not a joint")
 
     def __len__(self) -> int:
         return len(self.joints)
@@ -63,7 +65,9 @@ class Skeleton:
         try:
             return self._positions[name]
         except KeyError:
-            raise KeyError(f"joint {name!r} is not in skeleton {self.name!r} ({', '.join(self.joint_names)})") from None
+            raise MissingKeyError(
+                f"joint {name!r} is not in skeleton {self.name!r} ({', '.join(self.joint_names)})"
+            ) from None
 
     def indices(self, names: Sequence[str]) -> tuple[int, ...]:
         return tuple(self.index(n) for n in names)
@@ -89,7 +93,7 @@ class Skeleton:
             if name.startswith(side):
                 mirrored = other + name[len(side) :]
                 if mirrored not in self._positions:
-                    raise ValueError(f"skeleton {self.name!r}: {name!r} has no partner {mirrored!r}")
+                    raise InputError(f"skeleton {self.name!r}: {name!r} has no partner {mirrored!r}")
                 return mirrored
         return name
 
@@ -111,13 +115,13 @@ class Skeleton:
         """Indices into ``source`` that produce this layout's joints, matched by name."""
         missing = [n for n in self.joint_names if n not in source._positions]
         if missing:
-            raise ValueError(f"cannot convert {source.name!r} to {self.name!r}: {source.name!r} lacks {missing}")
+            raise InputError(f"cannot convert {source.name!r} to {self.name!r}: {source.name!r} lacks {missing}")
         return source.indices(self.joint_names)
 
     def convert_from(self, source: Skeleton, points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Re-order ``points`` of shape ``(..., source joints, C)`` into this layout, ``(..., joints, C)``."""
         if points.shape[-2] != source.num_joints:
-            raise ValueError(
+            raise InputError(
                 f"points have {points.shape[-2]} joints on axis -2 (shape {tuple(points.shape)}), "
                 f"expected {source.num_joints} for layout {source.name!r}"
             )
@@ -142,7 +146,7 @@ def _ordered(name: str, order: Sequence[str], pairs: list[tuple[str, str | None]
     parent_of = dict(pairs)
     missing = [n for n in order if n not in parent_of]
     if missing or len(order) != len(parent_of):
-        raise ValueError(f"layout {name!r}: order and tree disagree (missing {missing})")
+        raise InputError(f"layout {name!r}: order and tree disagree (missing {missing})")
     return Skeleton(name, tuple((n, parent_of[n]) for n in order))
 
 
@@ -452,4 +456,4 @@ def layout(name: str) -> Skeleton:
     try:
         return LAYOUTS[name]
     except KeyError:
-        raise KeyError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}") from None
+        raise MissingKeyError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}") from None

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from components.errors import InputError
+
 
 class StreamingLifter:
     """Lift one 2D frame at a time with a causal lifter (contract in ``lightning_modules/base.py``).
@@ -37,7 +39,7 @@ class StreamingLifter:
 
     def __init__(self, lifter: nn.Module) -> None:
         if not getattr(lifter, "causal", False):
-            raise ValueError(
+            raise InputError(
                 f"streaming needs a causal lifter (lifter.causal is True), but {type(lifter).__name__} has "
                 f"causal={getattr(lifter, 'causal', None)!r}: a centred lifter needs future frames"
             )
@@ -78,12 +80,12 @@ class StreamingLifter:
     def _check_frame(self, frame: Tensor) -> Tensor:
         frame = torch.as_tensor(frame).to(device=self._device, dtype=self._dtype)
         if frame.dim() != 2:
-            raise ValueError(f"a frame must have shape (J_in, F), got {tuple(frame.shape)}")
+            raise InputError(f"a frame must have shape (J_in, F), got {tuple(frame.shape)}")
         if self._buffer is None:
             self._buffer = frame.new_empty((2 * self.receptive_field, *frame.shape))
         elif frame.shape != self._buffer.shape[1:]:
             expected = tuple(self._buffer.shape[1:])
-            raise ValueError(
+            raise InputError(
                 f"a frame must have shape (J_in, F) = {expected} like the first one, got {tuple(frame.shape)}"
             )
         return frame

@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
+from components.errors import InputError
 from components.evaluation import ActionwiseProtocol, EvaluationProtocol
 from components.lifter import Timing
 from components.metrics import action_group
@@ -114,7 +115,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         self.multiview, self.multiview_views = multiview, multiview_views
         self.multiview_instants_per_recording = multiview_instants_per_recording
         if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.val_fraction, self.allow_val_on_test = val_fraction, allow_val_on_test
         self.multiview_groups: list[list[int]] = []
         self.sequences: dict[str, list[PoseSequence]] = {}
@@ -183,7 +184,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         shared = _shared_recordings(self.sequences.get("val", []), self.sequences.get("test", []))
         if shared and not self.allow_val_on_test:
             names = ", ".join(f"{subject}/{action}" for subject, action in shared[:4])
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__}: the val and test splits share {len(shared)} recordings ({names}"
                 f"{', ...' if len(shared) > 4 else ''}): a checkpoint selected on validation would be selected on "
                 "the frames it is tested on. Leave the validation subjects unset (the held-out tail of every "
@@ -251,7 +252,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     def require_split(self, split: str) -> None:
         """Raise (after ``setup``) when ``split`` holds no sequence, with :meth:`empty_split_reason`."""
         if split not in self.sequences:
-            raise ValueError(self.empty_split_reason(split))
+            raise InputError(self.empty_split_reason(split))
 
     def empty_split_reason(self, split: str) -> str:
         """The message for an empty ``split``; readers override it to name their filters."""
@@ -261,7 +262,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
 
     def _store(self, split: str) -> SequenceStore:
         if split not in self.stores:
-            raise RuntimeError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.stores)})")
+            raise InputError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.stores)})")
         return self.stores[split]
 
     def window_loader(self, split: str, seed_offset: int = 0, num_batches: int | None = None) -> DataLoader:
@@ -296,7 +297,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         """The loaded sequences of ``split`` grouped into synchronized recordings (see ``recording_groups``),
         each list holding one recording's views in camera order."""
         if split not in self.sequences:
-            raise RuntimeError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.sequences)})")
+            raise InputError(f"{type(self).__name__} has no {split!r} split (loaded: {sorted(self.sequences)})")
         sequences = self.sequences[split]
         return [[sequences[i] for i in members] for members in recording_groups(sequences)]
 

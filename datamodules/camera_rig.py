@@ -26,12 +26,13 @@ import torch
 
 from components.atomic import write_text_atomic
 from components.camera import CameraParameters
+from components.errors import InputError
 from components.geometry import matrix_to_quaternion, quaternion_to_matrix
 
 RIG_FILE = "cameras.json"
 
 
-class CameraRigError(ValueError):
+class CameraRigError(InputError):
     """A rig or cameras file that cannot be used; the message names the file, camera and key."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.errors import InputError, MissingFileError, MissingKeyError
 from components.skeleton import COCO_17, LAYOUTS, Skeleton, layout
 
 OPENPOSE_FILE = re.compile(r"^(?P<name>.*)_(?P<frame>\d{12})_keypoints\.json$")
@@ -52,7 +53,7 @@ class Detections:
     def __post_init__(self) -> None:
         joints = self.skeleton.num_joints
         if self.keypoints.ndim != 4 or self.keypoints.shape[2:] != (joints, 3):
-            raise ValueError(
+            raise InputError(
                 f"detections {self.name!r}: keypoints have shape {self.keypoints.shape}, expected "
                 f"(frames, persons, {joints}, 3) for layout {self.layout!r}"
             )
@@ -81,7 +82,7 @@ def read_detections(
     if format == "videopose3d":
         found = read_videopose3d_npz(path, width=width, height=height)
         if layout is not None and any(d.layout != layout for d in found):
-            raise ValueError(f"{path}: metadata says layout {found[0].layout!r}, but layout {layout!r} was given")
+            raise InputError(f"{path}: metadata says layout {found[0].layout!r}, but layout {layout!r} was given")
         return found
     if format == "coco_json":
         return [read_coco_json(path, width=width, height=height, layout=layout or COCO_17.name)]
@@ -89,10 +90,10 @@ def read_detections(
         return [read_openpose_folder(path, layout=layout or "openpose_body25", width=width, height=height)]
     if format in ("npy", "csv"):
         if layout is None:
-            raise ValueError(f"{path}: a layout is required for plain {format} arrays (one of {sorted(LAYOUTS)})")
+            raise InputError(f"{path}: a layout is required for plain {format} arrays (one of {sorted(LAYOUTS)})")
         reader = read_npy if format == "npy" else read_csv
         return [reader(path, layout=layout, width=width, height=height)]
-    raise ValueError(f"{path}: unknown detection format {format!r}; expected 'auto' or one of {FORMATS}")
+    raise InputError(f"{path}: unknown detection format {format!r}; expected 'auto' or one of {FORMATS}")
 
 
 def _guess_format(path: Path) -> str:
@@ -100,7 +101,7 @@ def _guess_format(path: Path) -> str:
         return "openpose"
     by_suffix = {".npz": "videopose3d", ".json": "coco_json", ".npy": "npy", ".csv": "csv"}
     if path.suffix.lower() not in by_suffix:
-        raise ValueError(
+        raise InputError(
             f"{path}: cannot tell the detection format from suffix {path.suffix!r}; expected a folder of "
             f"OpenPose JSON or one of {sorted(by_suffix)}, or pass format= one of {FORMATS}"
         )
@@ -142,7 +143,7 @@ def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise InputError(f"{path}: not valid JSON ({error})") from None
 
 
 def _triples(values: object, joints: int, where: str) -> np.ndarray:
@@ -150,10 +151,10 @@ def _triples(values: object, joints: int, where: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float32) if isinstance(values, list) else None
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected numbers, got {str(values)[:80]}") from None
+        raise InputError(f"{where}: expected numbers, got {str(values)[:80]}") from None
     if array is None or array.shape != (3 * joints,):
         count = len(values) if isinstance(values, list) else type(values).__name__
-        raise ValueError(f"{where}: expected a list of {3 * joints} numbers ({joints} joints x 3), got {count}")
+        raise InputError(f"{where}: expected a list of {3 * joints} numbers ({joints} joints x 3), got {count}")
     return array.reshape(joints, 3)
 
 
@@ -169,11 +170,11 @@ def read_videopose3d_npz(path: str | Path, width: float | None = None, height: f
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise MissingFileError(f"{path}: file not found")
     with np.load(path, allow_pickle=True) as archive:
         missing = [key for key in ("positions_2d", "metadata") if key not in archive.files]
         if missing:
-            raise KeyError(f"{path}: missing key(s) {missing} (found {archive.files})")
+            raise MissingKeyError(f"{path}: missing key(s) {missing} (found {archive.files})")
         positions, metadata = (_unpickled_dict(path, archive, key) for key in ("positions_2d", "metadata"))
     skeleton = _metadata_layout(path, metadata)
     sizes = metadata.get("video_metadata", {})
@@ -193,7 +194,7 @@ def _frame_size(path: Path, video: str, size: object, width: float | None, heigh
     if size is None:
         return width, height
     if not isinstance(size, dict) or not {"w", "h"} <= size.keys():
-        raise ValueError(f"{path}: metadata['video_metadata'][{video!r}] must be a dict with 'w' and 'h', got {size}")
+        raise InputError(f"{path}: metadata['video_metadata'][{video!r}] must be a dict with 'w' and 'h', got {size}")
     return float(size["w"]), float(size["h"])
 
 
@@ -201,19 +202,19 @@ def _unpickled_dict(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> dict
     value = archive[key]
     value = value.item() if value.dtype == object and value.shape == () else value
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: {key!r} must be a pickled dict (a 0-d object array), got {type(value).__name__}")
+        raise InputError(f"{path}: {key!r} must be a pickled dict (a 0-d object array), got {type(value).__name__}")
     return value
 
 
 def _metadata_layout(path: Path, metadata: dict) -> Skeleton:
     if "layout_name" not in metadata:
-        raise KeyError(f"{path}: metadata has no 'layout_name' (keys {sorted(metadata)})")
+        raise MissingKeyError(f"{path}: metadata has no 'layout_name' (keys {sorted(metadata)})")
     name = metadata["layout_name"]
     if name not in LAYOUTS:
-        raise ValueError(f"{path}: metadata layout_name {name!r} is not a known layout ({sorted(LAYOUTS)})")
+        raise InputError(f"{path}: metadata layout_name {name!r} is not a known layout ({sorted(LAYOUTS)})")
     skeleton = LAYOUTS[name]
     if metadata.get("num_joints", skeleton.num_joints) != skeleton.num_joints:
-        raise ValueError(
+        raise InputError(
             f"{path}: metadata num_joints {metadata['num_joints']} disagrees with layout {name!r} "
             f"({skeleton.num_joints} joints)"
         )
@@ -224,10 +225,10 @@ def _custom_keypoints(path: Path, video: str, entry: object, skeleton: Skeleton)
     """``positions_2d[video]`` -> ``(frames, joints, 3)`` float32 from the first camera of ``"custom"``."""
     cameras = entry.get("custom") if isinstance(entry, dict) else None
     if not isinstance(cameras, list | tuple) or not cameras:
-        raise ValueError(f"{path}: positions_2d[{video!r}] must be a dict with a non-empty list under 'custom'")
+        raise InputError(f"{path}: positions_2d[{video!r}] must be a dict with a non-empty list under 'custom'")
     array = np.asarray(cameras[0])
     if array.ndim != 3 or array.shape[1] != skeleton.num_joints or array.shape[2] not in (2, 3):
-        raise ValueError(
+        raise InputError(
             f"{path}: positions_2d[{video!r}]['custom'][0] has shape {array.shape}, expected "
             f"(frames, {skeleton.num_joints}, 2 or 3) for layout {skeleton.name!r}"
         )
@@ -255,13 +256,13 @@ def read_coco_json(
     path = Path(path)
     entries = _read_json(path)
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
+        raise InputError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
     joints = _known_layout(path, layout).num_joints
     image_ids, scores, persons = [], [], []
     for number, entry in enumerate(entries):  # JSON parsing is per entry
         where = f"{path}: entry {number}"
         if not isinstance(entry, dict) or "image_id" not in entry or "keypoints" not in entry:
-            raise ValueError(f"{where}: expected an object with 'image_id' and 'keypoints'")
+            raise InputError(f"{where}: expected an object with 'image_id' and 'keypoints'")
         if entry.get("category_id", 1) != 1:
             continue
         image_ids.append(int(entry["image_id"]))
@@ -283,7 +284,7 @@ def _frames_of(path: Path, image_ids: np.ndarray, frames: int | None, first: int
     frame_of = image_ids - first
     outside = image_ids[(frame_of < 0) | (frame_of >= frames)]
     if len(outside):
-        raise ValueError(
+        raise InputError(
             f"{path}: image_id {int(outside[0])} is outside the {frames} frames starting at image id {first}"
         )
     return frame_of, frames
@@ -303,7 +304,7 @@ def read_openpose_folder(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder of OpenPose JSON files")
+        raise MissingFileError(f"{folder}: not a folder of OpenPose JSON files")
     joints = _known_layout(folder, layout).num_joints
     files = _numbered_files(folder)
     numbers = np.asarray(sorted(files), dtype=np.int64)
@@ -329,10 +330,10 @@ def _numbered_files(folder: Path) -> dict[int, Path]:
             continue
         number = int(match["frame"])
         if number in files:
-            raise ValueError(f"{folder}: files {files[number].name} and {path.name} both hold frame {number}")
+            raise InputError(f"{folder}: files {files[number].name} and {path.name} both hold frame {number}")
         files[number] = path
     if not files:
-        raise FileNotFoundError(f"{folder}: no files named <name>_<12-digit frame>_keypoints.json")
+        raise MissingFileError(f"{folder}: no files named <name>_<12-digit frame>_keypoints.json")
     return files
 
 
@@ -340,7 +341,7 @@ def _people(path: Path) -> list[dict]:
     content = _read_json(path)
     people = content.get("people") if isinstance(content, dict) else None
     if not isinstance(people, list) or not all(isinstance(person, dict) for person in people):
-        raise ValueError(f"{path}: expected an object whose key 'people' is a list of person objects")
+        raise InputError(f"{path}: expected an object whose key 'people' is a list of person objects")
     return people
 
 
@@ -353,7 +354,7 @@ def read_npy(path: str | Path, layout: str, width: float | None = None, height: 
     array = np.load(path, allow_pickle=False)
     skeleton = _known_layout(path, layout)
     if array.ndim != 3 or array.shape[1] != skeleton.num_joints or array.shape[2] not in (2, 3):
-        raise ValueError(
+        raise InputError(
             f"{path}: array has shape {array.shape}, expected (frames, {skeleton.num_joints}, 2 or 3) "
             f"for layout {layout!r}"
         )
@@ -372,10 +373,10 @@ def read_csv(path: str | Path, layout: str, width: float | None = None, height: 
     try:
         rows = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float32)
     except ValueError as error:
-        raise ValueError(f"{path}: not a table of numbers ({error})") from None
+        raise InputError(f"{path}: not a table of numbers ({error})") from None
     channels = {2 * skeleton.num_joints: 2, 3 * skeleton.num_joints: 3}.get(rows.shape[1])
     if channels is None:
-        raise ValueError(
+        raise InputError(
             f"{path}: rows have {rows.shape[1]} values, expected {2 * skeleton.num_joints} (x, y) or "
             f"{3 * skeleton.num_joints} (x, y, score) for the {skeleton.num_joints} joints of layout {layout!r}"
         )
@@ -393,5 +394,5 @@ def _all_numbers(line: str) -> bool:
 
 def _known_layout(path: Path, name: str) -> Skeleton:
     if name not in LAYOUTS:
-        raise ValueError(f"{path}: unknown layout {name!r} (known: {sorted(LAYOUTS)})")
+        raise InputError(f"{path}: unknown layout {name!r} (known: {sorted(LAYOUTS)})")
     return LAYOUTS[name]

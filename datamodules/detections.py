@@ -24,6 +24,7 @@ import numpy as np
 
 from components.camera import normalize_screen_coordinates
 from components.detections import convert_keypoints, fill_missing, follow_person
+from components.errors import InputError
 from components.skeleton import Skeleton, layout
 from datamodules.base import PoseDataModule
 from datamodules.detection_files import Detections, read_detections
@@ -101,12 +102,12 @@ class DetectionsDataModule(PoseDataModule):
     ) -> None:
         super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
         if features not in FEATURES:
-            raise ValueError(f"features must be 2 (x, y) or 3 (x, y, score), got {features}")
+            raise InputError(f"features must be 2 (x, y) or 3 (x, y, score), got {features}")
         if not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise InputError(f"fps must be positive, got {fps}")
         for name, value in (("width", width), ("height", height)):
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+                raise InputError(f"{name} must be a positive number of pixels, got {value}")
         self.path, self.format, self.source_layout = str(path), format, source_layout
         self.width, self.height = width, height
         self.min_score, self.fps, self.features = min_score, fps, features
@@ -117,7 +118,7 @@ class DetectionsDataModule(PoseDataModule):
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
         found = read_detections(self.path, self.format, self.source_layout, self.width, self.height)
         if not found:
-            raise ValueError(f"{self.path}: no video in the detection file")
+            raise InputError(f"{self.path}: no video in the detection file")
         self.videos = [self._track(detections) for detections in found]
         return {PREDICT_SPLIT: [self._sequence(video) for video in self.videos]}
 
@@ -125,20 +126,20 @@ class DetectionsDataModule(PoseDataModule):
         """Follow, convert and fill one video's detections (see the module docstring)."""
         where = f"{self.path}: video {detections.name!r}"
         if detections.width is None or detections.height is None:
-            raise ValueError(
+            raise InputError(
                 f"{where}: the file gives no frame size (only VideoPose3D .npz metadata does); pass the video's "
                 "width and height in pixels (--data.init_args.width 1920 --data.init_args.height 1080)"
             )
         if len(detections.keypoints) == 0:
-            raise ValueError(f"{where}: no frames")
+            raise InputError(f"{where}: no frames")
         track, person = follow_person(detections.keypoints, self.min_iou, self.reacquire_after)
         if (person < 0).all():
-            raise ValueError(f"{where}: nobody is detected in any of its {len(person)} frames")
+            raise InputError(f"{where}: nobody is detected in any of its {len(person)} frames")
         converted = _convert(track, detections.skeleton, self.input_skeleton, where)
         try:
             filled = fill_missing(converted, self.input_skeleton, self.min_score)
         except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
+            raise InputError(f"{where}: {error}") from None
         return VideoTrack(
             name=detections.name,
             keypoints=filled.keypoints.astype(np.float32),
@@ -161,12 +162,12 @@ class DetectionsDataModule(PoseDataModule):
     # -- there are no labels: only predict ------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", "test"):
-            raise ValueError(self._unlabeled_reason(stage))
+            raise InputError(self._unlabeled_reason(stage))
         super().setup(stage)
 
     def require_split(self, split: str) -> None:
         if split != PREDICT_SPLIT:
-            raise ValueError(self._unlabeled_reason(split))
+            raise InputError(self._unlabeled_reason(split))
         super().require_split(split)
 
     def _unlabeled_reason(self, what: str) -> str:
@@ -176,13 +177,13 @@ class DetectionsDataModule(PoseDataModule):
         )
 
     def train_dataloader(self):
-        raise ValueError(self._unlabeled_reason("fit"))
+        raise InputError(self._unlabeled_reason("fit"))
 
     def val_dataloader(self):
-        raise ValueError(self._unlabeled_reason("validate"))
+        raise InputError(self._unlabeled_reason("validate"))
 
     def test_dataloader(self):
-        raise ValueError(self._unlabeled_reason("test"))
+        raise InputError(self._unlabeled_reason("test"))
 
     def empty_split_reason(self, split: str) -> str:
         return f"{self.path}: no video to lift (split {split!r} is empty)"
@@ -193,4 +194,4 @@ def _convert(track: np.ndarray, source: Skeleton, target: Skeleton, where: str) 
     try:
         return convert_keypoints(track, source, target)
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        raise InputError(f"{where}: {error}") from None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from components.errors import InputError, MissingFileError, MissingKeyError
+
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # an npz is a zip archive (the second: an empty one)
 
 
@@ -14,7 +16,7 @@ def existing(path: str | Path) -> Path:
     """``path`` as a Path; FileNotFoundError naming it unless it is a file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise MissingFileError(f"{path}: file not found")
     return path
 
 
@@ -37,16 +39,16 @@ def load_pickled_dict(path: str | Path, key: str, contents: str) -> dict:
     path = existing(path)
     with path.open("rb") as handle:  # checked first: np.load would try to unpickle any other bytes
         if handle.read(4) not in ZIP_SIGNATURES:
-            raise ValueError(f"{path}: not a NumPy .npz archive (no zip signature); expected np.savez output")
+            raise InputError(f"{path}: not a NumPy .npz archive (no zip signature); expected np.savez output")
     try:
         with np.load(path, allow_pickle=True) as archive:
             found = archive.files
             value = archive[key] if key in found else None
     except Exception as error:  # damaged zip, deflate or pickle data fail with many exception types
-        raise ValueError(f"{path}: corrupt .npz archive, cannot read {key!r} ({brief(error)})") from error
+        raise InputError(f"{path}: corrupt .npz archive, cannot read {key!r} ({brief(error)})") from error
     if value is None:
-        raise KeyError(f"{path}: missing key {key!r} (found {found})")
+        raise MissingKeyError(f"{path}: missing key {key!r} (found {found})")
     value = value.item() if value.dtype == object and value.shape == () else value
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: {key!r} must be a pickled dict {contents}, got {type(value).__name__}")
+        raise InputError(f"{path}: {key!r} must be a pickled dict {contents}, got {type(value).__name__}")
     return value

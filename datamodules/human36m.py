@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from components.camera import CameraParameters, h36m_cameras, normalize_screen_coordinates, world_to_camera
+from components.errors import InputError, MissingKeyError
 from components.skeleton import H36M_17, H36M_32, Skeleton, layout
 from datamodules.base import PoseDataModule
 from datamodules.camera_rig import RIG_FILE, load_subject_cameras
@@ -46,7 +47,7 @@ def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         for action, array in actions.items():
             array = np.asarray(array)
             if array.ndim != 3 or array.shape[1:] != (H36M_32.num_joints, 3):
-                raise ValueError(
+                raise InputError(
                     f"{path}: positions_3d[{subject!r}][{action!r}] has shape {array.shape}, "
                     f"expected (frames, {H36M_32.num_joints}, 3)"
                 )
@@ -78,11 +79,11 @@ def load_keypoints_2d(path: str | Path, num_cameras: int | None = NUM_CAMERAS) -
         for action, views in actions.items():
             where = f"{path}: positions_2d[{subject!r}][{action!r}]"
             if num_cameras is not None and len(views) != num_cameras:
-                raise ValueError(f"{where} has {len(views)} cameras, expected {num_cameras}")
+                raise InputError(f"{where} has {len(views)} cameras, expected {num_cameras}")
             views = [np.asarray(v, dtype=np.float32) for v in views]
             for camera, view in enumerate(views):
                 if view.ndim != 3 or view.shape[1] != skeleton.num_joints or view.shape[2] not in (2, 3):
-                    raise ValueError(
+                    raise InputError(
                         f"{where}[{camera}] has shape {view.shape}, expected (frames, {skeleton.num_joints}, 2 or 3)"
                     )
                 _check_finite(f"{where}[{camera}] (camera {camera})", view, skeleton)
@@ -95,7 +96,7 @@ def _check_finite(where: str, view: np.ndarray, skeleton: Skeleton) -> None:
     missing = ~np.isfinite(view).all(axis=-1)  # (T, J)
     if missing.any():
         frame, joint = (int(i) for i in np.argwhere(missing)[0])
-        raise ValueError(
+        raise InputError(
             f"{where} holds NaN/inf 2D keypoints, first at frame {frame}, joint {joint} "
             f"({skeleton.joint_names[joint]}); {int(missing.any(axis=1).sum())} of {len(view)} frames are affected. "
             "Fill missing detections (e.g. interpolate or repeat the last position) before training"
@@ -104,10 +105,10 @@ def _check_finite(where: str, view: np.ndarray, skeleton: Skeleton) -> None:
 
 def _skeleton_from_metadata(path: Path, metadata: dict) -> Skeleton:
     if "num_joints" not in metadata:
-        raise KeyError(f"{path}: metadata lacks 'num_joints' (found {sorted(metadata)})")
+        raise MissingKeyError(f"{path}: metadata lacks 'num_joints' (found {sorted(metadata)})")
     skeleton = layout(str(metadata.get("layout_name", "h36m")))
     if int(metadata["num_joints"]) != skeleton.num_joints:
-        raise ValueError(
+        raise InputError(
             f"{path}: metadata num_joints={metadata['num_joints']} but layout {skeleton.name!r} "
             f"has {skeleton.num_joints} joints"
         )
@@ -116,7 +117,7 @@ def _skeleton_from_metadata(path: Path, metadata: dict) -> Skeleton:
         list(skeleton.left),
         list(skeleton.right),
     ]:
-        raise ValueError(
+        raise InputError(
             f"{path}: metadata keypoints_symmetry {symmetry} does not match layout {skeleton.name!r} "
             f"(left {list(skeleton.left)}, right {list(skeleton.right)})"
         )
@@ -178,9 +179,11 @@ def check_subjects(keypoints: Keypoints2D, positions_3d: dict | None, subjects: 
     """KeyError naming the first of ``subjects`` missing from the 2D (or, when given, the 3D) positions."""
     for subject in subjects:
         if subject not in keypoints.positions:
-            raise KeyError(f"2D source {source!r} has no subject {subject!r} (has {sorted(keypoints.positions)})")
+            raise MissingKeyError(
+                f"2D source {source!r} has no subject {subject!r} (has {sorted(keypoints.positions)})"
+            )
         if positions_3d is not None and subject not in positions_3d:
-            raise KeyError(f"3D positions have no subject {subject!r} (has {sorted(positions_3d)})")
+            raise MissingKeyError(f"3D positions have no subject {subject!r} (has {sorted(positions_3d)})")
 
 
 def build_sequences(
@@ -211,7 +214,9 @@ def build_sequences(
             world = None
             if positions_3d is not None:
                 if action not in positions_3d[subject]:
-                    raise KeyError(f"3D positions of {subject} lack action {action!r} found in 2D source {source!r}")
+                    raise MissingKeyError(
+                        f"3D positions of {subject} lack action {action!r} found in 2D source {source!r}"
+                    )
                 world = output_skeleton.convert_from(H36M_32, positions_3d[subject][action])
             sequences += _recording_sequences(
                 subject,
@@ -229,14 +234,14 @@ def build_sequences(
 
 def _recording_sequences(subject, action, views, world, cameras, recordings, output_skeleton):
     if len(views) != len(cameras):
-        raise ValueError(f"{subject}/{action}: the 2D has {len(views)} cameras, the calibration {len(cameras)}")
+        raise InputError(f"{subject}/{action}: the 2D has {len(views)} cameras, the calibration {len(cameras)}")
     selected = range(len(views)) if recordings.cameras is None else recordings.cameras
     length = min(len(v) for v in views) if world is None else len(world)
     sequences = []
     for index in selected:
         view, camera = views[index], cameras[index]
         if world is not None and len(view) < len(world):
-            raise ValueError(
+            raise InputError(
                 f"{subject}/{action} camera {index}: 2D has {len(view)} frames, fewer than the 3D's {len(world)}"
             )
         for frames in recordings.blocks(subject, action, length):
@@ -319,11 +324,11 @@ class Human36mDataModule(PoseDataModule):
         super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
         self.output_skeleton.selection_from(H36M_32)  # fails early unless the mocap has every output joint
         if not 0 < subset <= 1:
-            raise ValueError(f"subset must be in (0, 1], got {subset}")
+            raise InputError(f"subset must be in (0, 1], got {subset}")
         if downsample < 1:
-            raise ValueError(f"downsample must be >= 1, got {downsample}")
+            raise InputError(f"downsample must be >= 1, got {downsample}")
         if cameras is not None and not set(cameras) <= set(range(NUM_CAMERAS)):
-            raise ValueError(f"cameras {list(cameras)}: Human3.6M camera indices are 0-{NUM_CAMERAS - 1}")
+            raise InputError(f"cameras {list(cameras)}: Human3.6M camera indices are 0-{NUM_CAMERAS - 1}")
         self.data_dir, self.source_2d = data_dir, source_2d
         self.split_subjects = {
             "train": tuple(train_subjects),
@@ -352,7 +357,7 @@ class Human36mDataModule(PoseDataModule):
         whole = [s for s in self.split_subjects["unlabeled"] if s not in labeled]
         rest = [s for s in self.split_subjects["unlabeled"] if s in labeled]
         if rest and self.recordings.subset >= 1:
-            raise ValueError(
+            raise InputError(
                 f"unlabeled_subjects {rest} are also fully labeled train_subjects; with subset < 1 their "
                 "frames outside the labeled block are used as unlabeled data"
             )
@@ -366,7 +371,7 @@ class Human36mDataModule(PoseDataModule):
         expected = NUM_CAMERAS if self.subject_cameras is None else None
         keypoints = load_keypoints_2d(folder / f"data_2d_h36m_{self.source_2d}.npz", expected)
         if keypoints.skeleton != self.input_skeleton:
-            raise ValueError(
+            raise InputError(
                 f"{folder / f'data_2d_h36m_{self.source_2d}.npz'}: layout {keypoints.skeleton.name!r}, "
                 f"but input_layout is {self.input_skeleton.name!r}"
             )
@@ -440,7 +445,7 @@ class Human36mDataModule(PoseDataModule):
         if self.subject_cameras is None:
             return h36m_cameras(subject)
         if subject not in self.subject_cameras:
-            raise KeyError(f"{self.dataset_dir / RIG_FILE} has no cameras for subject {subject!r}")
+            raise MissingKeyError(f"{self.dataset_dir / RIG_FILE} has no cameras for subject {subject!r}")
         return self.subject_cameras[subject]
 
     def _check_action_filter(self, keypoints: Keypoints2D, path: Path) -> None:
@@ -451,7 +456,7 @@ class Human36mDataModule(PoseDataModule):
         unknown = [prefix for prefix in self.recordings.actions if not any(n.startswith(prefix) for n in names)]
         if unknown:
             available = sorted({name.split(" ")[0] for name in names})
-            raise KeyError(f"{path}: actions {unknown} match no action (prefix match); available: {available}")
+            raise MissingKeyError(f"{path}: actions {unknown} match no action (prefix match); available: {available}")
 
     def empty_split_reason(self, split: str) -> str:
         """Why ``split`` holds no sequence: its subjects and the filters that removed every recording."""

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from components.camera import CameraParameters, normalize_screen_coordinates
+from components.errors import InputError, MissingKeyError
 from components.evaluation import EvaluationProtocol, PckProtocol
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28, Skeleton, layout
 from datamodules.base import PoseDataModule
@@ -56,7 +57,7 @@ def resample_step(fps: float, target_fps: float | None, where: str) -> int:
         return 1
     step = fps / target_fps
     if abs(step - round(step)) > 1e-6:
-        raise ValueError(f"{where}: {fps:g} fps cannot be resampled to {target_fps:g} fps by keeping every k-th frame")
+        raise InputError(f"{where}: {fps:g} fps cannot be resampled to {target_fps:g} fps by keeping every k-th frame")
     return int(round(step))
 
 
@@ -118,16 +119,16 @@ class Mpi3dhpDataModule(PoseDataModule):
     ) -> None:
         super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
         if form not in ("raw", "npz"):
-            raise ValueError(f"form must be 'raw' or 'npz', got {form!r}")
+            raise InputError(f"form must be 'raw' or 'npz', got {form!r}")
         if target_3d not in ("univ", "camera"):
-            raise ValueError(f"target_3d must be 'univ' or 'camera', got {target_3d!r}")
+            raise InputError(f"target_3d must be 'univ' or 'camera', got {target_3d!r}")
         if form == "npz" and target_3d != "univ":
-            raise ValueError("the npz files hold univ_annot3 only: use target_3d='univ' with form='npz'")
+            raise InputError("the npz files hold univ_annot3 only: use target_3d='univ' with form='npz'")
         for skeleton in (self.input_skeleton, self.output_skeleton):
             skeleton.selection_from(MPI_INF_3DHP_17)  # fails early unless every joint is annotated
         unknown = [s for s in (*(val_sequences or ()), *test_sequences) if s not in TEST_SEQUENCES]
         if unknown:
-            raise ValueError(f"unknown test sequence(s) {unknown}; known: {list(TEST_SEQUENCES)}")
+            raise InputError(f"unknown test sequence(s) {unknown}; known: {list(TEST_SEQUENCES)}")
         self.data_dir, self.test_dir, self.form = data_dir, test_dir, form
         self.train_recordings = [(s, q) for s in train_subjects for q in train_sequences]
         self.train_cameras = tuple(int(c) for c in train_cameras)
@@ -186,7 +187,7 @@ class Mpi3dhpDataModule(PoseDataModule):
         cameras = load_calibration(folder / CALIBRATION)
         missing = [c for c in self.train_cameras if c >= min(len(cameras), len(annot.annot2))]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"{folder}: train_cameras {missing} not present ({len(annot.annot2)} cameras in annot.mat, "
                 f"{len(cameras)} in camera.calibration)"
             )
@@ -224,13 +225,13 @@ class Mpi3dhpDataModule(PoseDataModule):
         for subject, name in self.train_recordings:
             key = f"{subject} {name}"
             if key not in train_data:
-                raise KeyError(f"{folder / NPZ_TRAIN}: no recording {key!r} (has {sorted(train_data)})")
+                raise MissingKeyError(f"{folder / NPZ_TRAIN}: no recording {key!r} (has {sorted(train_data)})")
             train += self._npz_recording(folder / NPZ_TRAIN, key, train_data[key])
         splits = {"train": train}
         for split, names in self.split_sequences.items():
             missing = [n for n in names if n not in test_data]
             if missing:
-                raise KeyError(f"{folder / NPZ_TEST}: no test sequence(s) {missing} (has {sorted(test_data)})")
+                raise MissingKeyError(f"{folder / NPZ_TEST}: no test sequence(s) {missing} (has {sorted(test_data)})")
             splits[split] = [self._npz_test(n, test_data[n]) for n in names]
         return splits
 
@@ -241,7 +242,7 @@ class Mpi3dhpDataModule(PoseDataModule):
         for index in self.train_cameras:
             view = recording.views.get(str(index))
             if view is None:
-                raise KeyError(f"{path}: {key} has no camera {str(index)!r} (has {sorted(recording.views)})")
+                raise MissingKeyError(f"{path}: {key} has no camera {str(index)!r} (has {sorted(recording.views)})")
             # No calibration in these files: an uncalibrated camera of the training image size.
             camera = CameraParameters(str(index), *TRAIN_IMAGE_SIZE, (1.0, 1.0), (0.0, 0.0), (0.0,) * 3, (0.0,) * 2)
             data_2d, data_3d = view.data_2d[::step], view.data_3d[::step]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from components.camera import CameraParameters
+from components.errors import InputError, MissingKeyError
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28
 from datamodules.file_checks import brief, existing, load_pickled_dict
 
@@ -154,11 +155,11 @@ def load_annot_mat(path: str | Path, num_frames: int | None = None) -> AnnotMat:
     try:
         mat = loadmat(path)
     except Exception as error:  # v7.3 files raise NotImplementedError; damaged ones OSError, ValueError, ...
-        raise ValueError(f"{path}: cannot read as a MATLAB v5 annot.mat ({brief(error)})") from error
+        raise InputError(f"{path}: cannot read as a MATLAB v5 annot.mat ({brief(error)})") from error
     for field in (*ANNOT_MAT_FIELDS, "frames", "cameras"):
         if field not in mat:
             found = sorted(k for k in mat if not k.startswith("__"))
-            raise KeyError(f"{path}: missing field {field!r} (found {found})")
+            raise MissingKeyError(f"{path}: missing field {field!r} (found {found})")
     frames = np.asarray(mat["frames"]).reshape(-1).astype(np.int64)
     cameras = np.asarray(mat["cameras"]).reshape(-1).astype(np.int64)
     count = len(frames) if num_frames is None else int(num_frames)
@@ -173,20 +174,20 @@ def _annot_cells(path: Path, field: str, cells: np.ndarray, dims: int, num_camer
     """``(cameras, count, 28, dims)`` from a cameras x 1 cell array of ``(F', 28 * dims)`` matrices."""
     joints = MPI_INF_3DHP_28.num_joints
     if not isinstance(cells, np.ndarray) or cells.dtype != object:
-        raise ValueError(f"{path}: field {field!r} must be a cell array (one matrix per camera), got {type(cells)}")
+        raise InputError(f"{path}: field {field!r} must be a cell array (one matrix per camera), got {type(cells)}")
     cells = cells.reshape(-1)
     if len(cells) != num_cameras:
-        raise ValueError(f"{path}: field {field!r} has {len(cells)} cells, expected one per camera ({num_cameras})")
+        raise InputError(f"{path}: field {field!r} has {len(cells)} cells, expected one per camera ({num_cameras})")
     views = []
     for camera, cell in enumerate(cells):
         matrix = np.asarray(cell, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != joints * dims:
-            raise ValueError(
+            raise InputError(
                 f"{path}: {field}{{{camera + 1}}} has shape {matrix.shape}, expected (frames, {joints * dims}) "
                 f"= {joints} joints x {dims}"
             )
         if matrix.shape[0] < count:
-            raise ValueError(f"{path}: {field}{{{camera + 1}}} has {matrix.shape[0]} frames, expected >= {count}")
+            raise InputError(f"{path}: {field}{{{camera + 1}}} has {matrix.shape[0]} frames, expected >= {count}")
         views.append(matrix[:count].reshape(count, joints, dims))
     return np.stack(views)
 
@@ -262,39 +263,39 @@ def load_calibration(path: str | Path) -> list[SkeletoolCamera]:
     try:
         text = path.read_text()
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a Skeletool camera.calibration text file ({brief(error)})") from None
+        raise InputError(f"{path}: not a Skeletool camera.calibration text file ({brief(error)})") from None
     lines = [(number, line.split()) for number, line in enumerate(text.splitlines(), start=1)]
     lines = [(number, words) for number, words in lines if words]
     if not lines or lines[0][1][0].lower() != "skeletool":
-        raise ValueError(f"{path}: expected the header 'Skeletool Camera Calibration File V1.0' on the first line")
+        raise InputError(f"{path}: expected the header 'Skeletool Camera Calibration File V1.0' on the first line")
     records: list[dict] = []
     for number, (key, *values) in lines[1:]:
         if key == "name":
             if len(values) != 1:
-                raise ValueError(f"{path}:{number}: 'name' takes 1 value, got {len(values)}")
+                raise InputError(f"{path}:{number}: 'name' takes 1 value, got {len(values)}")
             records.append({"name": values[0]})
             continue
         if not records:
-            raise ValueError(f"{path}:{number}: field {key!r} before the first 'name' line")
+            raise InputError(f"{path}:{number}: field {key!r} before the first 'name' line")
         if key not in _CALIBRATION_FIELDS:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{number}: unknown field {key!r}, expected one of {['name', *_CALIBRATION_FIELDS]}"
             )
         if len(values) != _CALIBRATION_FIELDS[key]:
-            raise ValueError(f"{path}:{number}: {key!r} takes {_CALIBRATION_FIELDS[key]} numbers, got {len(values)}")
+            raise InputError(f"{path}:{number}: {key!r} takes {_CALIBRATION_FIELDS[key]} numbers, got {len(values)}")
         try:
             records[-1][key] = np.array(values, dtype=np.float64)
         except ValueError:
-            raise ValueError(f"{path}:{number}: {key!r} values are not numbers: {values}") from None
+            raise InputError(f"{path}:{number}: {key!r} values are not numbers: {values}") from None
     if not records:
-        raise ValueError(f"{path}: no cameras ('name' lines) found")
+        raise InputError(f"{path}: no cameras ('name' lines) found")
     return [_skeletool_camera(path, record) for record in records]
 
 
 def _skeletool_camera(path: Path, record: dict) -> SkeletoolCamera:
     missing = [f for f in ("sensor", "size", "intrinsic", "extrinsic") if f not in record]
     if missing:
-        raise ValueError(f"{path}: camera {record['name']!r} lacks field(s) {missing}")
+        raise InputError(f"{path}: camera {record['name']!r} lacks field(s) {missing}")
     intrinsic = record["intrinsic"].reshape(4, 4)
     extrinsic = record["extrinsic"].reshape(4, 4)
     width, height = (int(v) for v in record["size"])
@@ -363,7 +364,7 @@ def load_test_annotations(path: str | Path) -> TestAnnotations:
     if _hdf5_signature_offset(path) is None:
         with path.open("rb") as handle:
             header = handle.read(116).split(b"\x00")[0].decode("latin-1").strip()
-        raise ValueError(
+        raise InputError(
             f"{path}: expected a MATLAB v7.3 (HDF5) file, but it has no HDF5 signature "
             f"(header: {header[:60]!r}); re-save it with save(..., '-v7.3') or pass the right file"
         )
@@ -371,17 +372,17 @@ def load_test_annotations(path: str | Path) -> TestAnnotations:
         with h5py.File(path, "r") as mat:
             for field in TEST_ANNOT_FIELDS:
                 if field not in mat:
-                    raise KeyError(f"{path}: missing field {field!r} (found {sorted(mat.keys())})")
+                    raise MissingKeyError(f"{path}: missing field {field!r} (found {sorted(mat.keys())})")
             annot2 = _test_joints(path, "annot2", mat["annot2"][()], 2)
             annot3 = _test_joints(path, "annot3", mat["annot3"][()], 3)
             univ_annot3 = _test_joints(path, "univ_annot3", mat["univ_annot3"][()], 3)
             valid = _test_column(path, "valid_frame", mat["valid_frame"][()], len(annot2)) != 0
             activity = _test_column(path, "activity_annotation", mat["activity_annotation"][()], len(annot2))
     except OSError as error:  # h5py's report of a truncated or damaged HDF5 file
-        raise ValueError(f"{path}: damaged MATLAB v7.3 (HDF5) annot_data.mat ({brief(error)})") from error
+        raise InputError(f"{path}: damaged MATLAB v7.3 (HDF5) annot_data.mat ({brief(error)})") from error
     for field, array in (("annot3", annot3), ("univ_annot3", univ_annot3)):
         if len(array) != len(annot2):
-            raise ValueError(f"{path}: {field!r} has {len(array)} frames, 'annot2' has {len(annot2)}")
+            raise InputError(f"{path}: {field!r} has {len(array)} frames, 'annot2' has {len(annot2)}")
     return TestAnnotations(annot2, annot3, univ_annot3, valid, activity.astype(np.int64))
 
 
@@ -389,14 +390,14 @@ def _test_joints(path: Path, field: str, array: np.ndarray, dims: int) -> np.nda
     """``(F, 17, dims)`` float64 from h5py's ``(F, 1, 17, dims)``."""
     joints = MPI_INF_3DHP_17.num_joints
     if array.ndim != 4 or array.shape[1] != 1 or array.shape[2:] != (joints, dims):
-        raise ValueError(f"{path}: field {field!r} has shape {array.shape}, expected (frames, 1, {joints}, {dims})")
+        raise InputError(f"{path}: field {field!r} has shape {array.shape}, expected (frames, 1, {joints}, {dims})")
     return array[:, 0].astype(np.float64)
 
 
 def _test_column(path: Path, field: str, array: np.ndarray, frames: int) -> np.ndarray:
     """``(F,)`` from h5py's ``(F, 1)``."""
     if array.ndim != 2 or array.shape != (frames, 1):
-        raise ValueError(f"{path}: field {field!r} has shape {array.shape}, expected ({frames}, 1)")
+        raise InputError(f"{path}: field {field!r} has shape {array.shape}, expected ({frames}, 1)")
     return array[:, 0]
 
 
@@ -447,7 +448,7 @@ def _preprocessed_entry(path: Path, name: str, entry) -> PreprocessedRecording |
             for camera, view in entry[0].items()
         }
         return PreprocessedRecording(views=views, fps=float(entry[1]))
-    raise ValueError(
+    raise InputError(
         f"{path}: data[{name!r}] must be a test dict {{'data_2d', 'data_3d', 'valid'}} or a training pair "
         f"[{{camera: {{'data_2d', 'data_3d'}}}}, fps], got {type(entry).__name__}"
     )
@@ -455,20 +456,20 @@ def _preprocessed_entry(path: Path, name: str, entry) -> PreprocessedRecording |
 
 def _preprocessed_view(path: Path, where: str, entry, test: bool) -> PreprocessedView:
     if not isinstance(entry, dict):
-        raise ValueError(f"{path}: {where} must be a dict with 'data_2d' and 'data_3d', got {type(entry).__name__}")
+        raise InputError(f"{path}: {where} must be a dict with 'data_2d' and 'data_3d', got {type(entry).__name__}")
     fields = ("data_2d", "data_3d", "valid") if test else ("data_2d", "data_3d")
     missing = [f for f in fields if f not in entry]
     if missing:
-        raise KeyError(f"{path}: {where} lacks {missing} (found {sorted(entry)})")
+        raise MissingKeyError(f"{path}: {where} lacks {missing} (found {sorted(entry)})")
     data_2d = _npz_joints(path, f"{where}['data_2d']", entry["data_2d"], 2)
     data_3d = _npz_joints(path, f"{where}['data_3d']", entry["data_3d"], 3)
     if len(data_2d) != len(data_3d):
-        raise ValueError(f"{path}: {where} has {len(data_2d)} 2D frames but {len(data_3d)} 3D frames")
+        raise InputError(f"{path}: {where} has {len(data_2d)} 2D frames but {len(data_3d)} 3D frames")
     valid = None
     if test:
         valid = np.asarray(entry["valid"]).reshape(-1)
         if len(valid) != len(data_3d):
-            raise ValueError(
+            raise InputError(
                 f"{path}: {where}['valid'] has {len(valid)} values, expected one per frame ({len(data_3d)})"
             )
         valid = valid != 0
@@ -482,5 +483,5 @@ def _npz_joints(path: Path, where: str, array, dims: int) -> np.ndarray:
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 3 or array.shape[1:] != (joints, dims):
-        raise ValueError(f"{path}: {where} has shape {array.shape}, expected (frames, {joints}, {dims})")
+        raise InputError(f"{path}: {where} has shape {array.shape}, expected (frames, {joints}, {dims})")
     return array.astype(np.float64)

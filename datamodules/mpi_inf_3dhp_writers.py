@@ -22,6 +22,7 @@ import numpy as np
 
 from components.atomic import atomic_destination
 from components.camera import CameraParameters
+from components.errors import InputError
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28
 
 MATLAB_73_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 1970 HDF5 schema 1.00 ."
@@ -47,7 +48,7 @@ def _checked(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> np.
     array = np.asarray(array, dtype=np.float64)
     if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape, strict=True)):
         expected = tuple("any" if s is None else s for s in shape)
-        raise ValueError(f"{name} has shape {array.shape}, expected {expected}")
+        raise InputError(f"{name} has shape {array.shape}, expected {expected}")
     return array
 
 
@@ -91,10 +92,10 @@ def save_annot_mat(
         "univ_annot3": _checked("univ_annot3", univ_annot3, (cameras, count, joints, 3)),
     }
     if extra_rows < 0:
-        raise ValueError(f"extra_rows must be >= 0, got {extra_rows}")
+        raise InputError(f"extra_rows must be >= 0, got {extra_rows}")
     frames = np.arange(count) if frames is None else np.asarray(frames).reshape(-1)
     if len(frames) != count:
-        raise ValueError(f"frames has {len(frames)} values, expected one per frame ({count})")
+        raise InputError(f"frames has {len(frames)} values, expected one per frame ({count})")
     contents: dict[str, np.ndarray] = {name: _cells(array, extra_rows) for name, array in fields.items()}
     contents["frames"] = frames.astype(np.float64)[:, None]
     contents["cameras"] = np.arange(cameras, dtype=np.float64)[None, :]
@@ -153,9 +154,9 @@ def calibration_text(cameras: Sequence[CameraParameters], sensor_mm: tuple[float
     lines = [CALIBRATION_HEADER]
     for camera in cameras:
         if any(camera.radial_distortion) or any(camera.tangential_distortion):
-            raise ValueError(f"camera {camera.id!r} has lens distortion, which a Skeletool file cannot store")
+            raise InputError(f"camera {camera.id!r} has lens distortion, which a Skeletool file cannot store")
         if not camera.id or len(camera.id.split()) != 1:
-            raise ValueError(f"camera name {camera.id!r} must be one word")
+            raise InputError(f"camera name {camera.id!r} must be one word")
         intrinsic, extrinsic = skeletool_matrices(camera)
         lines += [
             f"name          {camera.id}",

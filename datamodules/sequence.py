@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from components.errors import InputError
+
 
 @dataclass(frozen=True)
 class PoseSequence:
@@ -41,17 +43,17 @@ class PoseSequence:
         frames = len(self.keypoints_2d)
         where = f"sequence {self.subject}/{self.action}/{self.camera}"
         if self.keypoints_2d.ndim != 3:
-            raise ValueError(f"{where}: keypoints_2d must be (frames, joints, features), got {self.keypoints_2d.shape}")
+            raise InputError(f"{where}: keypoints_2d must be (frames, joints, features), got {self.keypoints_2d.shape}")
         for name in ("poses_3d", "trajectory"):
             value = getattr(self, name)
             if value is not None and (value.ndim != 3 or len(value) != frames or value.shape[-1] != 3):
-                raise ValueError(f"{where}: {name} must be ({frames}, joints, 3), got {value.shape}")
+                raise InputError(f"{where}: {name} must be ({frames}, joints, 3), got {value.shape}")
         for name in ("valid", "activity"):
             value = getattr(self, name)
             if value is not None and value.shape != (frames,):
-                raise ValueError(f"{where}: {name} must be ({frames},), got {value.shape}")
+                raise InputError(f"{where}: {name} must be ({frames},), got {value.shape}")
         if (self.poses_3d is None) != (self.trajectory is None):
-            raise ValueError(f"{where}: poses_3d and trajectory must both be given or both be None")
+            raise InputError(f"{where}: poses_3d and trajectory must both be given or both be None")
 
     def __len__(self) -> int:
         return len(self.keypoints_2d)

@@ -23,6 +23,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.batch import PoseBatch
 from components.camera import flip_intrinsics
+from components.errors import InputError
 from components.lifter import Timing
 from components.skeleton import Skeleton
 from datamodules.memory import release_freed_memory
@@ -111,7 +112,7 @@ def _gather_rows_mirroring(source: Tensor, index: Tensor, plain: int, mirror: Te
 def _same_trailing_shape(arrays: Sequence[np.ndarray], what: str) -> tuple[int, ...]:
     shapes = {array.shape[1:] for array in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"{what} of one split must share their joint and feature axes, got {sorted(shapes)}")
+        raise InputError(f"{what} of one split must share their joint and feature axes, got {sorted(shapes)}")
     return shapes.pop()
 
 
@@ -119,7 +120,7 @@ def _check_joints(arrays: Sequence[np.ndarray], skeleton: Skeleton, what: str) -
     """The shared ``(joints, features)`` of ``arrays``, checked against ``skeleton``."""
     shape = _same_trailing_shape(arrays, what)
     if shape[0] != skeleton.num_joints:
-        raise ValueError(f"{what} have {shape[0]} joints, layout {skeleton.name!r} has {len(skeleton)}")
+        raise InputError(f"{what} have {shape[0]} joints, layout {skeleton.name!r} has {len(skeleton)}")
     return shape
 
 
@@ -162,10 +163,10 @@ class SequenceStore:
         consume: bool = False,
     ) -> None:
         if not sequences:
-            raise ValueError("a split needs at least one sequence")
+            raise InputError("a split needs at least one sequence")
         labeled = {s.labeled for s in sequences}
         if len(labeled) != 1:
-            raise ValueError("a split must be all labeled or all unlabeled")
+            raise InputError("a split must be all labeled or all unlabeled")
         self.timing, self.flip = timing, flip
         self.input_skeleton, self.output_skeleton = input_skeleton, output_skeleton
         self.labeled = labeled.pop()
@@ -332,12 +333,12 @@ class TrainingWindows(Dataset):
 
     def __init__(self, store: SequenceStore, chunk_length: int = 1) -> None:
         if chunk_length < 1:
-            raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+            raise InputError(f"chunk_length must be >= 1, got {chunk_length}")
         self.store, self.chunk_length = store, chunk_length
         self.window_sequence, self.window_start = _tile(store.lengths, chunk_length)
         self.num_windows = len(self.window_sequence)
         if self.num_windows == 0:
-            raise ValueError(f"no sequence has the {chunk_length} frames one training window needs")
+            raise InputError(f"no sequence has the {chunk_length} frames one training window needs")
 
     def __len__(self) -> int:
         return self.num_windows * self.store.copies
@@ -361,7 +362,7 @@ class EvaluationChunks(Dataset):
 
     def __init__(self, store: SequenceStore, chunk_length: int | None = None) -> None:
         if chunk_length is not None and chunk_length < 1:
-            raise ValueError(f"chunk_length must be >= 1 or None, got {chunk_length}")
+            raise InputError(f"chunk_length must be >= 1 or None, got {chunk_length}")
         lengths = store.lengths
         size = lengths if chunk_length is None else torch.full_like(lengths, chunk_length)
         counts = (lengths + size - 1) // size
@@ -417,7 +418,7 @@ def _check_synchronized(views: Sequence[PoseSequence]) -> None:
     lengths = [len(v) for v in views]
     if len(set(lengths)) > 1:
         cameras = [v.camera for v in views]
-        raise ValueError(
+        raise InputError(
             f"views of {views[0].subject}/{views[0].action} are not synchronized: cameras {cameras} "
             f"have {lengths} frames"
         )
@@ -450,17 +451,17 @@ class MultiviewInstants(Dataset):
         self, store: SequenceStore, groups: Sequence[Sequence[int]], chunk_length: int = 1, views: int | None = None
     ) -> None:
         if chunk_length < 1:
-            raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+            raise InputError(f"chunk_length must be >= 1, got {chunk_length}")
         self.store, self.chunk_length = store, chunk_length
         self.views = max((len(g) for g in groups), default=0) if views is None else views
         kept, self.members = _views_of_groups(groups, self.views)
         lengths = store.lengths[self.members]
         if (lengths != lengths[:, :1]).any():
-            raise ValueError("the views of a group must have equal lengths (use recording_groups)")
+            raise InputError("the views of a group must have equal lengths (use recording_groups)")
         self._instant_member_row, self.instant_start = _tile(lengths[:, 0], chunk_length)
         self.instant_group = kept[self._instant_member_row]
         if len(self.instant_group) == 0:
-            raise ValueError(f"no synchronized recording has the {chunk_length} frames one instant needs")
+            raise InputError(f"no synchronized recording has the {chunk_length} frames one instant needs")
 
     def __len__(self) -> int:
         return len(self.instant_group)
@@ -478,7 +479,7 @@ def _views_of_groups(groups: Sequence[Sequence[int]], views: int) -> tuple[Tenso
     kept = [index for index, members in enumerate(groups) if len(members) >= views]
     if views < 1 or not kept:
         sizes = [len(g) for g in groups]
-        raise ValueError(f"no synchronized recording has {views} views (group sizes {sizes})")
+        raise InputError(f"no synchronized recording has {views} views (group sizes {sizes})")
     members = torch.tensor([list(groups[g][:views]) for g in kept], dtype=torch.int64)
     return torch.tensor(kept, dtype=torch.int64), members
 
@@ -507,7 +508,7 @@ class WindowBatchSampler(DistributedSampler):
     ) -> None:
         super().__init__(windows, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.num_batches = batch_size, num_batches
 
     def _generator(self, draw: int) -> torch.Generator:
@@ -578,7 +579,7 @@ class MultiviewBatchSampler(WindowBatchSampler):
     ) -> None:
         super().__init__(instants, batch_size, shuffle, seed, num_replicas, rank, num_batches)
         if instants_per_recording < 1:
-            raise ValueError(f"instants_per_recording must be >= 1, got {instants_per_recording}")
+            raise InputError(f"instants_per_recording must be >= 1, got {instants_per_recording}")
         self.instants_per_recording = instants_per_recording
 
     def _order(self, draw: int) -> Tensor:

@@ -47,6 +47,7 @@ from components.adversarial import (
     rotate,
 )
 from components.batch import PoseBatch
+from components.errors import InputError
 from components.geometry import flip_horizontal
 from lightning_modules.base import LiftingModule
 from lightning_modules.checkpoints import class_path, read_checkpoint
@@ -180,7 +181,7 @@ class AdversarialLifting(_FrameLifting):
         self.discriminator = discriminator
         unknown = sorted(set(adversarial_weights or {}) - set(lifter.part_indices))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"adversarial_weights names {unknown}, not generators of the lifter {list(lifter.part_indices)}"
             )
         weights = {**DEFAULT_ADVERSARIAL_WEIGHTS, **(adversarial_weights or {})}
@@ -189,7 +190,7 @@ class AdversarialLifting(_FrameLifting):
         self.validation_stats = nn.ModuleDict({name: MeanMetric() for name in stats})
         missing = [name for name in HANDEDNESS_JOINTS if name not in lifter.skeleton.joint_names]
         if sign_calibration and missing:
-            raise ValueError(
+            raise InputError(
                 f"sign_calibration needs the joints {missing}, which layout {lifter.skeleton.name!r} lacks; "
                 "set sign_calibration: false"
             )
@@ -350,21 +351,21 @@ class DistillationLifting(_FrameLifting):
         """
         path = self.hparams.teacher_checkpoint
         if path is None:
-            raise ValueError(
+            raise InputError(
                 "DistillationLifting needs teacher_checkpoint: the teachers' AdversarialLifting checkpoint"
             )
         checkpoint = read_checkpoint(path, self.hparams.trust_pickle, "teacher_checkpoint")
         hyper_parameters = checkpoint.get("hyper_parameters") or {}
         regime, expected_regime = hyper_parameters.get("_class_path"), class_path(AdversarialLifting)
         if regime not in (None, expected_regime):
-            raise ValueError(f"teacher_checkpoint {path} is a {regime} checkpoint; expected an {expected_regime} one")
+            raise InputError(f"teacher_checkpoint {path} is a {regime} checkpoint; expected an {expected_regime} one")
         weights = {k.removeprefix("lifter."): v for k, v in checkpoint["state_dict"].items() if k.startswith("lifter.")}
         spec = hyper_parameters.get("lifter")
         layout = spec.get("init_args", {}).get("layout") if isinstance(spec, dict) else None
         mismatches = _mismatched_tensors(weights, self.teacher.state_dict())
         if layout not in (None, self.teacher.skeleton.name) or mismatches:
             teacher = self.teacher
-            raise ValueError(
+            raise InputError(
                 f"teacher_checkpoint {path}: its lifter ({f'layout {layout!r}' if layout else 'weights'}) does not "
                 f"fit the configured teacher {type(teacher).__name__}(layout={teacher.skeleton.name!r}, "
                 f"parts={teacher.parts!r})" + (f": {'; '.join(mismatches[:3])}" if mismatches else "")

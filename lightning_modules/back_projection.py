@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from components.batch import PoseBatch
 from components.camera import project_to_2d, project_to_2d_linear
+from components.errors import InputError
 from components.losses import bone_length_loss, pose_loss, reprojection_loss, trajectory_loss
 from lightning_modules.supervised import SupervisedLifting
 
@@ -59,7 +60,7 @@ class BackProjectionLifting(SupervisedLifting):
         by_subject: bool = False,
     ) -> None:
         if trajectory_model is None:
-            raise ValueError("back-projection needs a trajectory_model (a lifter with num_joints_out: 1)")
+            raise InputError("back-projection needs a trajectory_model (a lifter with num_joints_out: 1)")
         super().__init__(
             lifter,
             trajectory_model,
@@ -78,7 +79,7 @@ class BackProjectionLifting(SupervisedLifting):
         names_in = set(self.input_skeleton.joint_names)
         shared = [name for name in self.output_skeleton.joint_names if name in names_in]
         if not shared:
-            raise ValueError(f"layouts {input_layout!r} and {output_layout!r} share no joint names to reproject")
+            raise InputError(f"layouts {input_layout!r} and {output_layout!r} share no joint names to reproject")
         # Reprojection compares output joints with the input joints of the same name (e.g. COCO in, H36M out).
         self.reprojected_joints = (self.output_skeleton.indices(shared), self.input_skeleton.indices(shared))
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from components.batch import PoseBatch
+from components.errors import InputError
 from components.evaluation import ActionwiseProtocol
 from components.geometry import flip_horizontal
 from components.lifter import Timing, check_lifter
@@ -57,7 +58,7 @@ class LiftingModule(pl.LightningModule):
         super().__init__()
         timing = check_lifter(lifter)
         if trajectory_model is not None and check_lifter(trajectory_model, "trajectory_model") != timing:
-            raise ValueError(
+            raise InputError(
                 f"trajectory_model has timing {Timing.of(trajectory_model)}, the lifter {timing}: both must see "
                 "the same frames (set the same filter widths and causality)"
             )
@@ -126,7 +127,7 @@ class LiftingModule(pl.LightningModule):
 
     def _evaluate(self, batch: PoseBatch, stage: str) -> Tensor:
         if not batch.labeled:
-            raise ValueError(f"{stage} batches need 3D targets: the {stage} split is unlabeled")
+            raise InputError(f"{stage} batches need 3D targets: the {stage} split is unlabeled")
         flip = self.flip[stage]
         pred = self.lift(batch.keypoints_2d, flip=flip)
         trajectory = None

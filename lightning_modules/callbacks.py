@@ -8,8 +8,10 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from components.errors import PoseliftError
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(PoseliftError, RuntimeError):
     """Training stopped because a loss was NaN or infinite (the message names epoch, step and checkpoint)."""
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from components.atomic import atomic_destination
+from components.errors import InputError, MissingFileError
 from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
 
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -41,12 +42,12 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False, what: str = "c
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path}: file not found")
+        raise MissingFileError(f"{what} {path}: file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=not trust_pickle)
     except pickle.UnpicklingError as error:
         if _is_zip(path):
-            raise ValueError(
+            raise InputError(
                 f"{what} {path} holds pickled objects (a module built in Python stores its networks as objects): "
                 "only for a file you trust, pass --trust-pickle (tools) or --weights_only false (fit, test, predict)"
             ) from None
@@ -55,7 +56,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False, what: str = "c
         raise _unreadable(path, what, error) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{what} {path}: expected a Lightning checkpoint with a 'state_dict', got {keys}")
+        raise InputError(f"{what} {path}: expected a Lightning checkpoint with a 'state_dict', got {keys}")
     return checkpoint
 
 
@@ -64,12 +65,12 @@ def _is_zip(path: Path) -> bool:
         return handle.read(4) == ZIP_SIGNATURE
 
 
-def _unreadable(path: Path, what: str, error: Exception) -> ValueError:
+def _unreadable(path: Path, what: str, error: Exception) -> InputError:
     """torch's first line, unless the file is no zip archive at all (then torch's unpickling complaint about
     ``weights_only`` would mislead)."""
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
     reason = reason if _is_zip(path) else "no zip signature: not a file written by torch.save"
-    return ValueError(f"{what} {path}: cannot read as a Lightning checkpoint ({reason})")
+    return InputError(f"{what} {path}: cannot read as a Lightning checkpoint ({reason})")
 
 
 INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
@@ -113,7 +114,7 @@ def check_architecture(checkpoint: dict, module: nn.Module, source: str = "check
     """Raise a ``ValueError`` naming what differs when ``checkpoint`` was trained with another architecture."""
     differences = architecture_differences(checkpoint, module)
     if differences:
-        raise ValueError(
+        raise InputError(
             f"{source} was trained with another architecture than the configured model: "
             + "; ".join(differences)
             + " (configure the model as it was trained, e.g. test with the run's config.yaml)"

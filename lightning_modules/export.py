@@ -33,10 +33,17 @@ import torch
 from torch import Tensor, nn
 
 from components.atomic import atomic_destination
+from components.errors import InputError, PoseliftError
 from lightning_modules.base import LiftingModule
 from lightning_modules.checkpoints import read_checkpoint
 
 FORMATS = ("onnx", "torchscript")
+
+
+class ExportError(PoseliftError, RuntimeError):
+    """A lifter that cannot be exported faithfully (the message says why)."""
+
+
 INPUT_NAME, OUTPUT_NAME = "keypoints_2d", "poses_3d"
 METADATA_FILE = "poselift.json"
 # Packages whose network classes a checkpoint may name without trust: this project's own code.
@@ -63,7 +70,7 @@ def load_lifting_module(path: str | Path, trust_pickle: bool = False) -> Lifting
     checkpoint = read_checkpoint(path, trust_pickle)
     hparams = checkpoint.get("hyper_parameters") or {}
     if hparams.get("lifter") is None:
-        raise ValueError(
+        raise InputError(
             f"{path}: hyper_parameters has no 'lifter' (keys: {sorted(hparams)}); expected a checkpoint of a "
             "poselift regime (LiftingModule subclass)"
         )
@@ -88,7 +95,7 @@ def _network(spec: object, name: str, path: str | Path, trust_pickle: bool) -> n
     if isinstance(spec, nn.Module):
         return spec
     if not (isinstance(spec, dict) and isinstance(spec.get("class_path"), str)):
-        raise ValueError(f"{path}: hyper_parameters[{name!r}] must be a network or a class_path spec, got {spec!r}")
+        raise InputError(f"{path}: hyper_parameters[{name!r}] must be a network or a class_path spec, got {spec!r}")
     cls = _network_class(spec["class_path"], trust_pickle, f"{path}: hyper_parameters[{name!r}]")
     return cls(**spec.get("init_args", {}))
 
@@ -101,7 +108,7 @@ def _network_class(class_path: str, trust_pickle: bool, where: str) -> type[nn.M
         module = importlib.import_module(module_name)
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(
+        raise InputError(
             f"{where} names {class_path!r}, which is not an importable torch.nn.Module subclass (classes outside "
             f"{FIRST_PARTY_NETWORKS} are imported only with trust_pickle=True)"
         )
@@ -112,7 +119,7 @@ def _network_weights(checkpoint: dict, names: tuple[str, ...], path: str | Path)
     state = checkpoint["state_dict"]
     weights = {key: value for key, value in state.items() if key.split(".", 1)[0] in names}
     if not any(key.startswith("lifter.") for key in weights):
-        raise ValueError(f"{path}: no 'lifter.*' weights in its state_dict (first keys: {sorted(state)[:5]})")
+        raise InputError(f"{path}: no 'lifter.*' weights in its state_dict (first keys: {sorted(state)[:5]})")
     return weights
 
 
@@ -152,7 +159,7 @@ def export_lifter(
         RuntimeError: the exported graph disagrees with the eager lifter on another input shape.
     """
     if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; expected one of {FORMATS}")
+        raise InputError(f"unknown export format {format!r}; expected one of {FORMATS}")
     lifter = model.lifter if isinstance(model, LiftingModule) else model
     inference = _Inference(copy.deepcopy(lifter)).eval()
     example = _example_input(lifter, frames)
@@ -171,10 +178,10 @@ def _example_input(lifter: nn.Module, frames: int | None) -> Tensor:
     """``(2, frames, J_in, F)`` random 2D; two frames past the receptive field when the frame axis is dynamic, so
     the example output has more than one frame (exporters specialise axes of size 1)."""
     if not hasattr(lifter, "num_joints_in"):
-        raise ValueError(f"{type(lifter).__name__} has no num_joints_in: cannot build an example input to export")
+        raise InputError(f"{type(lifter).__name__} has no num_joints_in: cannot build an example input to export")
     receptive_field = int(lifter.receptive_field)
     if frames is not None and frames < receptive_field:
-        raise ValueError(f"frames must be at least the receptive field {receptive_field}, got {frames}")
+        raise InputError(f"frames must be at least the receptive field {receptive_field}, got {frames}")
     length = receptive_field + 2 if frames is None else frames
     generator = torch.Generator().manual_seed(0)
     shape = (2, length, int(lifter.num_joints_in), int(getattr(lifter, "in_features", 2)))
@@ -269,7 +276,7 @@ def _verify(
     with torch.no_grad():
         expected, got = inference(other), run_exported(other)
     if got.shape != expected.shape or not torch.allclose(got.to(expected), expected, atol=1e-4, rtol=1e-4):
-        raise RuntimeError(
+        raise ExportError(
             f"the exported {format} graph of {type(inference.lifter).__name__} disagrees with the eager lifter on "
             f"input {tuple(other.shape)} (output {tuple(got.shape)} vs {tuple(expected.shape)}): its trace fixed "
             "a shape; export another format"

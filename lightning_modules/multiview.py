@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from components.batch import PoseBatch
+from components.errors import InputError
 from components.losses import pose_loss
 from components.metric_learning import batch_hard_triplet_loss, info_nce_loss, multiview_pairs
 from lightning_modules.retrieval import model_methods, retrieval_report
@@ -65,7 +66,7 @@ class MultiviewLifting(SupervisedLifting):
         by_subject: bool = False,
     ) -> None:
         if metric_loss not in METRIC_LOSSES:
-            raise ValueError(f"metric_loss must be one of {METRIC_LOSSES}, got {metric_loss!r}")
+            raise InputError(f"metric_loss must be one of {METRIC_LOSSES}, got {metric_loss!r}")
         if not hasattr(lifter, "forward_with_embedding"):
             raise TypeError(
                 f"{type(lifter).__name__} has no forward_with_embedding(); use "
@@ -122,7 +123,7 @@ class MultiviewLifting(SupervisedLifting):
             raise TypeError("MultiviewLifting needs labeled and multi-view batches: set data.init_args.multiview: true")
         labeled, views = batch["labeled"], batch["multiview"]
         if views.recording is None:
-            raise ValueError("multi-view batches must carry `recording` labels (PoseDataModule multiview loader)")
+            raise InputError("multi-view batches must carry `recording` labels (PoseDataModule multiview loader)")
         inputs = torch.cat([labeled.keypoints_2d, views.keypoints_2d])
         poses, embeddings = self.lifter.forward_with_embedding(inputs, strided=inputs.shape[1] == self.receptive_field)
         count = len(labeled)

@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from components.atomic import atomic_destination
+from components.errors import InputError
 from components.skeleton import Skeleton
 
 MM_PER_M = 1000.0
@@ -91,10 +92,10 @@ def assemble_sequences(
     lengths = np.asarray(lengths, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     if not chunks:
-        raise ValueError(f"no predictions to assemble for {len(lengths)} sequences")
+        raise InputError(f"no predictions to assemble for {len(lengths)} sequences")
     missing_key = [index for index, chunk in enumerate(chunks) if key not in chunk]
     if missing_key:
-        raise ValueError(f"prediction chunk {missing_key[0]} has no {key!r} (keys {sorted(chunks[missing_key[0]])})")
+        raise InputError(f"prediction chunk {missing_key[0]} has no {key!r} (keys {sorted(chunks[missing_key[0]])})")
     frames, values = zip(*(_chunk_frames(chunk, key, lengths, offsets) for chunk in chunks), strict=True)
     frames, values = np.concatenate(frames), np.concatenate(values)
     out = np.empty((int(lengths.sum()), *values.shape[1:]), dtype=values.dtype)
@@ -103,7 +104,7 @@ def assemble_sequences(
     if not covered.all():
         first = int(np.flatnonzero(~covered)[0])
         sequence = int(np.searchsorted(offsets, first, side="right") - 1)
-        raise ValueError(
+        raise InputError(
             f"{int((~covered).sum())} frames have no prediction, first frame {first - offsets[sequence]} of "
             f"sequence {sequence} ({lengths[sequence]} frames): were the outputs of every process gathered?"
         )
@@ -117,17 +118,17 @@ def _chunk_frames(
     values, sequence, start = (np.asarray(chunk[name]) for name in (key, *CHUNK_KEYS))
     sequence, start = sequence.reshape(-1).astype(np.int64), start.reshape(-1).astype(np.int64)
     if values.ndim != 4 or len(values) != len(sequence) or len(start) != len(sequence):
-        raise ValueError(
+        raise InputError(
             f"prediction chunk: {key} has shape {values.shape}, expected (B, T, J, C) with B = "
             f"{len(sequence)} sequence ids and {len(start)} starts"
         )
     if sequence.min() < 0 or sequence.max() >= len(lengths):
-        raise ValueError(f"prediction chunk: sequence ids {sequence.tolist()} outside 0..{len(lengths) - 1}")
+        raise InputError(f"prediction chunk: sequence ids {sequence.tolist()} outside 0..{len(lengths) - 1}")
     end = start + values.shape[1]
     past = end > lengths[sequence]
     if past.any() or (start < 0).any():
         bad = int(np.flatnonzero(past | (start < 0))[0])
-        raise ValueError(
+        raise InputError(
             f"prediction chunk: frames {start[bad]}..{end[bad] - 1} lie outside sequence {sequence[bad]} "
             f"({lengths[sequence[bad]]} frames)"
         )
@@ -165,13 +166,13 @@ def check_model_fits_data(model: pl.LightningModule, data: object, ckpt_path: st
     stored = _checkpoint_hyper_parameters(ckpt_path)
     for key, name in expected.items():
         if key in stored and stored[key] != name:
-            raise ValueError(
+            raise InputError(
                 f"checkpoint {ckpt_path} was trained with {key} {stored[key]!r}, but the data gives {name!r}: pass "
                 f"--data.init_args.{key} {stored[key]}"
             )
     features, in_features = getattr(data, "features", None), getattr(model.lifter, "in_features", None)
     if features is not None and in_features is not None and features != in_features:
-        raise ValueError(
+        raise InputError(
             f"the lifter takes {in_features} features per joint but the data gives {features}: pass "
             f"--data.init_args.features {in_features} (2: x, y; 3: x, y, score)"
         )
@@ -216,7 +217,7 @@ class PosePredictionWriter(BasePredictionWriter):
     ) -> None:
         super().__init__(write_interval="epoch")
         if video_format not in ("gif", "mp4"):
-            raise ValueError(f"video_format must be 'gif' or 'mp4', got {video_format!r}")
+            raise InputError(f"video_format must be 'gif' or 'mp4', got {video_format!r}")
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.render, self.video_format, self.sheet = render, video_format, sheet
         self.written: list[dict[str, Path]] = []  # per video, the files of the last run (rank 0)
@@ -234,14 +235,14 @@ class PosePredictionWriter(BasePredictionWriter):
             return
         videos = getattr(trainer.datamodule, "videos", None)
         if not videos:
-            raise ValueError(
+            raise InputError(
                 f"PosePredictionWriter needs a datamodule with per-video metadata ('videos'), such as "
                 f"DetectionsDataModule; got {type(trainer.datamodule).__name__}"
             )
         stems = [output_stem(video.name) for video in videos]
         if len(set(stems)) < len(stems):
             names = [video.name for video, stem in zip(videos, stems, strict=True) if stems.count(stem) > 1]
-            raise ValueError(f"videos {names} would write to the same files in {self.out_dir}; rename them")
+            raise InputError(f"videos {names} would write to the same files in {self.out_dir}; rename them")
         lengths = [len(video) for video in videos]
         poses = assemble_sequences(chunks, lengths, "poses_3d")
         trajectories = assemble_sequences(chunks, lengths, "trajectory") if "trajectory" in chunks[0] else None
@@ -266,7 +267,7 @@ class PosePredictionWriter(BasePredictionWriter):
             poses_3d: ``(F, J_out, 3)`` root-relative camera-space metres. trajectory: ``(F, 1, 3)`` metres or None.
         """
         if poses_3d.shape[1:] != (output_skeleton.num_joints, 3) or len(poses_3d) != len(video):
-            raise ValueError(
+            raise InputError(
                 f"video {video.name!r}: predicted poses have shape {poses_3d.shape}, expected "
                 f"({len(video)}, {output_skeleton.num_joints}, 3) for layout {output_skeleton.name!r}"
             )

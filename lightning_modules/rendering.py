@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
 from components.atomic import atomic_destination
+from components.errors import InputError
 from components.skeleton import Skeleton
 from lightning_modules.figures import camera_to_display, equal_axes
 
@@ -71,7 +72,7 @@ def _array(values, name: str) -> np.ndarray:
         values = values.detach().cpu().numpy()
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 3:
-        raise ValueError(f"{name} must have shape (frames, joints, channels), got {values.shape}")
+        raise InputError(f"{name} must have shape (frames, joints, channels), got {values.shape}")
     return values
 
 
@@ -80,17 +81,17 @@ def _prepare(
 ) -> _Clip:
     keypoints, poses = _array(keypoints_2d, "keypoints_2d"), _array(poses_3d, "poses_3d")
     if keypoints.shape[1] != input_skeleton.num_joints or keypoints.shape[2] < 2:
-        raise ValueError(
+        raise InputError(
             f"keypoints_2d must have shape (frames, {input_skeleton.num_joints}, >=2) for layout "
             f"{input_skeleton.name!r}, got {keypoints.shape}"
         )
     if poses.shape[1:] != (output_skeleton.num_joints, 3):
-        raise ValueError(
+        raise InputError(
             f"poses_3d must have shape (frames, {output_skeleton.num_joints}, 3) for layout "
             f"{output_skeleton.name!r}, got {poses.shape}"
         )
     if len(keypoints) != len(poses) or len(keypoints) == 0:
-        raise ValueError(
+        raise InputError(
             f"keypoints_2d and poses_3d must have the same, non-zero number of frames, got {len(keypoints)} "
             f"and {len(poses)}"
         )
@@ -122,7 +123,7 @@ def _flat_limits(keypoints: np.ndarray, image_size: tuple[int, int] | None) -> t
 def _check_size(size: tuple[int, int], name: str) -> tuple[int, int]:
     width, height = (int(v) for v in size)
     if width < 16 or height < 16:
-        raise ValueError(f"{name} must be (width, height) of at least 16 pixels each, got {tuple(size)}")
+        raise InputError(f"{name} must be (width, height) of at least 16 pixels each, got {tuple(size)}")
     return width, height
 
 
@@ -199,12 +200,12 @@ def render_animation(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
-        raise ValueError(f"{path}: unsupported video extension {path.suffix!r}; expected one of {VIDEO_SUFFIXES}")
+        raise InputError(f"{path}: unsupported video extension {path.suffix!r}; expected one of {VIDEO_SUFFIXES}")
     if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise InputError(f"fps must be positive, got {fps}")
     size = _check_size(size, "size")
     if suffix == ".mp4" and (size[0] % 2 or size[1] % 2):
-        raise ValueError(f"MP4 (H.264, yuv420p) needs an even width and height, got size {size}")
+        raise InputError(f"MP4 (H.264, yuv420p) needs an even width and height, got size {size}")
     clip = _prepare(keypoints_2d, poses_3d, input_skeleton, output_skeleton, image_size)
     write = _write_gif if suffix == ".gif" else _write_mp4
     figure = _figure(size)
@@ -274,9 +275,9 @@ def contact_sheet(
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"{path}: a contact sheet is a PNG; expected the extension '.png', got {path.suffix!r}")
+        raise InputError(f"{path}: a contact sheet is a PNG; expected the extension '.png', got {path.suffix!r}")
     if frames < 1 or columns < 1:
-        raise ValueError(f"frames and columns must be >= 1, got frames={frames}, columns={columns}")
+        raise InputError(f"frames and columns must be >= 1, got frames={frames}, columns={columns}")
     _check_size((panel_size, panel_size), "panel_size")
     clip = _prepare(keypoints_2d, poses_3d, input_skeleton, output_skeleton, image_size)
     shown = _evenly_spaced(clip.num_frames, frames)

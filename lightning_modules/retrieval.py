@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from components.errors import InputError
 from components.lifter import Timing
 from components.report import ResultTable
 from components.retrieval import cross_view_retrieval, normalized_pose, retrieval_table
@@ -97,9 +98,9 @@ def retrieval_report(
     """
     views = {len(group) for group in groups}
     if not groups or len(views) != 1 or views.pop() < 2:
-        raise ValueError(f"retrieval needs recordings with the same number (>= 2) of views, got {sorted(views)}")
+        raise InputError(f"retrieval needs recordings with the same number (>= 2) of views, got {sorted(views)}")
     if any(sequence.poses_3d is None for group in groups for sequence in group):
-        raise ValueError("retrieval needs the ground-truth 3D of every view to judge hits")
+        raise InputError("retrieval needs the ground-truth 3D of every view to judge hits")
     truth = _views_arrays(groups, stride)
     rows = {
         method: cross_view_retrieval(

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from components.batch import PoseBatch
+from components.errors import InputError
 from components.losses import pose_loss, trajectory_loss
 from lightning_modules.base import LiftingModule
 
@@ -56,7 +57,7 @@ class SupervisedLifting(LiftingModule):
         )
         self.save_hyperparameters()
         if bn_schedule not in ("step", "epoch"):
-            raise ValueError(f"bn_schedule must be 'step' or 'epoch', got {bn_schedule!r}")
+            raise InputError(f"bn_schedule must be 'step' or 'epoch', got {bn_schedule!r}")
 
     def training_step(self, batch: PoseBatch, batch_idx: int) -> torch.Tensor:
         if not isinstance(batch, PoseBatch):

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from components.adversarial import lift_pose, normalize_2d
+from components.errors import InputError
 from components.skeleton import Skeleton
 from components.skeleton import layout as skeleton_layout
 
@@ -58,16 +59,16 @@ class ResidualBlock(nn.Module):
 def residual_trunk(in_features: int, width: int, blocks: int, dropout: float, batch_norm: bool) -> nn.Sequential:
     """The shared trunk ``(B, in_features) -> (B, width)``: one hidden layer then ``blocks`` residual blocks."""
     if width < 1 or blocks < 0:
-        raise ValueError(f"width must be >= 1 and blocks >= 0, got width={width}, blocks={blocks}")
+        raise InputError(f"width must be >= 1 and blocks >= 0, got width={width}, blocks={blocks}")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        raise InputError(f"dropout must lie in [0, 1), got {dropout}")
     residual = [ResidualBlock(width, dropout, batch_norm) for _ in range(blocks)]
     return nn.Sequential(*_hidden_layer(in_features, width, batch_norm), *residual)
 
 
 def _check_keypoints(keypoints: Tensor, joints: int, features: int) -> None:
     if keypoints.dim() != 3 or tuple(keypoints.shape[1:]) != (joints, features):
-        raise ValueError(f"keypoints must have shape (B, {joints}, {features}), got {tuple(keypoints.shape)}")
+        raise InputError(f"keypoints must have shape (B, {joints}, {features}), got {tuple(keypoints.shape)}")
 
 
 class ResidualDepthMLP(nn.Module):
@@ -98,7 +99,7 @@ class ResidualDepthMLP(nn.Module):
     ) -> None:
         super().__init__()
         if output not in ("tanh", "linear"):
-            raise ValueError(f"output must be 'tanh' or 'linear', got {output!r}")
+            raise InputError(f"output must be 'tanh' or 'linear', got {output!r}")
         self.num_joints_in = num_joints_in
         self.num_joints_out = num_joints_out
         self.in_features = in_features
@@ -152,7 +153,7 @@ def part_split(skeleton: Skeleton, legs_include_root: bool = False) -> dict[str,
     """
     missing = [name for name in LEG_JOINTS if name not in skeleton.joint_names]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"skeleton {skeleton.name!r} cannot be split into torso and legs: it lacks {missing} "
             f"(joints: {', '.join(skeleton.joint_names)})"
         )
@@ -245,7 +246,7 @@ class PartLifter(nn.Module):
             return part_split(self.skeleton, legs_include_root)
         if parts == "solo":
             return {self.solo_name: non_root_joints(self.skeleton)}
-        raise ValueError(f"parts must be 'torso_legs' or 'solo', got {parts!r}")
+        raise InputError(f"parts must be 'torso_legs' or 'solo', got {parts!r}")
 
     @property
     def num_joints_in(self) -> int:
@@ -296,7 +297,7 @@ class PartLifter(nn.Module):
         """
         joints = self.skeleton.num_joints
         if keypoints_2d.dim() != 4 or keypoints_2d.shape[2] != joints or keypoints_2d.shape[3] < 2:
-            raise ValueError(f"keypoints_2d must have shape (B, T, {joints}, F >= 2), got {tuple(keypoints_2d.shape)}")
+            raise InputError(f"keypoints_2d must have shape (B, T, {joints}, F >= 2), got {tuple(keypoints_2d.shape)}")
         batch, frames = keypoints_2d.shape[:2]
         normalised = self.normalize(keypoints_2d[..., :2].reshape(batch * frames, joints, 2))
         return lift_pose(normalised, self.depths(normalised)).reshape(batch, frames, joints, 3)

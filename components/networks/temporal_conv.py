@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.errors import InputError
+
 
 class TemporalConvLifter(nn.Module):
     """Lifts screen-normalised 2D keypoint sequences to root-relative 3D poses in metres (VideoPose3D).
@@ -71,9 +73,9 @@ class TemporalConvLifter(nn.Module):
         super().__init__()
         widths = tuple(int(w) for w in filter_widths)
         if not widths or any(w < 1 or w % 2 == 0 for w in widths):
-            raise ValueError(f"filter_widths must be a non-empty sequence of positive odd numbers, got {widths}")
+            raise InputError(f"filter_widths must be a non-empty sequence of positive odd numbers, got {widths}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+            raise InputError(f"dropout must lie in [0, 1), got {dropout}")
         self.num_joints_in = num_joints_in
         self.num_joints_out = num_joints_out
         self.in_features = in_features
@@ -120,7 +122,7 @@ class TemporalConvLifter(nn.Module):
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the momentum of every BatchNorm (the training schedule decays it from 0.1 towards 0.001)."""
         if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm momentum must lie in [0, 1], got {momentum}")
+            raise InputError(f"BatchNorm momentum must lie in [0, 1], got {momentum}")
         for bn in (self.expand_bn, *self.layers_bn):
             bn.momentum = momentum
 
@@ -159,12 +161,12 @@ class TemporalConvLifter(nn.Module):
         shape = tuple(keypoints_2d.shape)
         expected = f"(B, T, J_in={self.num_joints_in}, F={self.in_features})"
         if keypoints_2d.dim() != 4 or shape[2:] != (self.num_joints_in, self.in_features):
-            raise ValueError(f"keypoints_2d must have shape {expected}, got {shape}")
+            raise InputError(f"keypoints_2d must have shape {expected}, got {shape}")
         rf = self.receptive_field
         if strided and shape[1] != rf:
-            raise ValueError(f"the strided twin needs exactly receptive_field={rf} frames, got shape {shape}")
+            raise InputError(f"the strided twin needs exactly receptive_field={rf} frames, got shape {shape}")
         if shape[1] < rf:
-            raise ValueError(f"the lifter needs at least receptive_field={rf} frames, got shape {shape}")
+            raise InputError(f"the lifter needs at least receptive_field={rf} frames, got shape {shape}")
 
     def _residual_block(self, x: Tensor, block: int, strided: bool) -> Tensor:
         """Block ``block >= 1``: dilated (or strided) conv, width-1 conv, plus the input at the predicted frame."""

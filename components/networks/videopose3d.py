@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from components.errors import InputError, MissingFileError, MissingKeyError, PoseliftError
 from components.networks.temporal_conv import TemporalConvLifter
 
 
-class UntrustedCheckpointError(RuntimeError):
+class UntrustedCheckpointError(PoseliftError, RuntimeError):
     """The file holds pickled Python objects besides tensors; loading it could run code."""
 
 
@@ -30,7 +31,7 @@ def load_videopose3d_checkpoint(path: str | Path, trust_pickle: bool = False) ->
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise MissingFileError(f"{path}: file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -42,7 +43,7 @@ def load_videopose3d_checkpoint(path: str | Path, trust_pickle: bool = False) ->
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(checkpoint, dict) or "model_pos" not in checkpoint:
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise KeyError(f"{path}: expected a dict with key 'model_pos' (VideoPose3D checkpoint), found {found}")
+        raise MissingKeyError(f"{path}: expected a dict with key 'model_pos' (VideoPose3D checkpoint), found {found}")
     return checkpoint
 
 
@@ -54,10 +55,12 @@ def lifter_config(state_dict: dict[str, Tensor], in_features: int = 2, causal: b
     """
     for key in ("expand_conv.weight", "shrink.weight"):
         if key not in state_dict:
-            raise KeyError(f"state_dict lacks {key!r}: not a temporal convolution lifter ({sorted(state_dict)[:5]}...)")
+            raise MissingKeyError(
+                f"state_dict lacks {key!r}: not a temporal convolution lifter ({sorted(state_dict)[:5]}...)"
+            )
     channels, inputs, first_width = state_dict["expand_conv.weight"].shape
     if inputs % in_features:
-        raise ValueError(f"expand_conv takes {inputs} input channels, not a multiple of in_features={in_features}")
+        raise InputError(f"expand_conv takes {inputs} input channels, not a multiple of in_features={in_features}")
     block_keys = sorted(
         (k for k in state_dict if k.startswith("layers_conv.") and k.endswith(".weight")),
         key=lambda k: int(k.split(".")[1]),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.errors import MissingKeyError
 from components.skeleton import Skeleton
 from datamodules.synthetic.seeding import seeded_rng
 
@@ -169,7 +170,7 @@ def joint_rotation(joint: str, angles: np.ndarray) -> np.ndarray:
     """
     side, base = _split_side(joint)
     if base not in _FLEXION_SIGN:
-        raise KeyError(f"joint {joint!r} is not articulated; articulated: {sorted(_FLEXION_SIGN)}")
+        raise MissingKeyError(f"joint {joint!r} is not articulated; articulated: {sorted(_FLEXION_SIGN)}")
     mirror = -1.0 if side == "right" else 1.0
     # A central joint's positive lateral bend leans left: a negative rotation about x.
     lateral = mirror if side else -1.0

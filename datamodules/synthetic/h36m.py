@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from components.camera import H36M_SUBJECTS_WITH_CAMERAS, CameraParameters, h36m_cameras
+from components.errors import InputError
 from components.skeleton import H36M_17, H36M_32
 from datamodules.synthetic.body import subject_body, to_layout
 from datamodules.synthetic.detector import corrupt_keypoints
@@ -88,7 +89,7 @@ def generate_subject_motions(
     motions = {}
     for action in actions:
         if action not in specs:
-            raise ValueError(f"unknown action {action!r}; known: {sorted(specs)}")
+            raise InputError(f"unknown action {action!r}; known: {sorted(specs)}")
         for key in take_names(action, takes):
             rng = seeded_rng(seed, "motion", subject, key)
             length = int(round(frames * rng.uniform(1 - frame_jitter, 1 + frame_jitter)))
@@ -120,7 +121,7 @@ def synthetic_size(size: str) -> SyntheticSize:
     try:
         return SIZES[size]
     except KeyError:
-        raise ValueError(f"unknown synthetic dataset size {size!r}; valid: {', '.join(SIZES)}") from None
+        raise InputError(f"unknown synthetic dataset size {size!r}; valid: {', '.join(SIZES)}") from None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from components.camera import CameraParameters
+from components.errors import InputError
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28, Skeleton
 from datamodules.mpi_inf_3dhp_files import (
     ANNOT_MAT,
@@ -103,7 +104,7 @@ def synthetic_size_3dhp(size: str) -> SyntheticSize3DHP:
     try:
         return SIZES_3DHP[size]
     except KeyError:
-        raise ValueError(f"unknown synthetic 3DHP size {size!r}; valid: {', '.join(SIZES_3DHP)}") from None
+        raise InputError(f"unknown synthetic 3DHP size {size!r}; valid: {', '.join(SIZES_3DHP)}") from None
 
 
 def synthetic_3dhp_files(root: str | Path) -> list[Path]:
@@ -196,7 +197,7 @@ def _test_volume(camera: CameraParameters, body_radius: float = 0.8, body_height
     cylinder = body_radius * np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=-1)
     cylinder = np.concatenate([cylinder, cylinder + [0.0, 0.0, body_height]])
     if not volume.sees(np.concatenate([rim, np.zeros((len(rim), 1))], axis=-1)[:, None] + cylinder).all():
-        raise ValueError(f"test camera {camera.id!r} does not see the whole floor area at {distance} m")
+        raise InputError(f"test camera {camera.id!r} does not see the whole floor area at {distance} m")
     return volume
 
 
@@ -207,7 +208,7 @@ def _engine_step(fps: float) -> int:
     """How many 50 fps engine frames make one frame at ``fps``."""
     step = round(FPS / fps)
     if step < 1 or abs(FPS / step - fps) > 1e-9:
-        raise ValueError(f"frame rate {fps} fps is not the engine's {FPS:g} fps divided by a whole number")
+        raise InputError(f"frame rate {fps} fps is not the engine's {FPS:g} fps divided by a whole number")
     return step
 
 

@@ -10,9 +10,11 @@ import zlib
 
 import numpy as np
 
+from components.errors import InputError
+
 
 def seeded_rng(seed: int, *keys: str) -> np.random.Generator:
     """A generator fixed by ``seed`` and string ``keys`` (CRC32: stable across processes, unlike ``hash``)."""
     if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+        raise InputError(f"seed must be non-negative, got {seed}")
     return np.random.default_rng([seed, *(zlib.crc32(key.encode()) for key in keys)])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.camera import CameraParameters
+from components.errors import InputError
 from datamodules.synthetic.projection import project_to_pixels
 
 
@@ -57,6 +58,6 @@ def capture_volume(
     points = np.concatenate([grid, np.zeros((len(grid), 1))], axis=-1)[:, None] + rim
     feasible = grid[volume.sees(points).all(axis=1)]
     if len(feasible) < 10:
-        raise ValueError(f"cameras {[c.id for c in cameras]} share no floor area for a {body_height} m body")
+        raise InputError(f"cameras {[c.id for c in cameras]} share no floor area for a {body_height} m body")
     variance, directions = np.linalg.eigh(np.cov(feasible.T))
     return CaptureVolume(tuple(cameras), feasible.mean(0), directions * 2 * np.sqrt(variance))
