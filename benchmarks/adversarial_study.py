@@ -8,15 +8,16 @@ Arms, same data (2D of the training subjects only; 3D only to evaluate), same bu
 3. mean pose: the training split's mean pose for every frame (no training);
 4. constant depth: the normalised input 2D with every depth 0 (no training).
 
-Each trained arm is reported at its label-free pick (lowest ``val/cycle_2d``: the validation split's 2D cycle
-error; no labels), and its last checkpoint too. Columns: P2 (the headline: Procrustes with scale, no
+Each trained arm is reported at its label-free pick (lowest ``val/cycle_2d``, the validation split's 2D cycle
+error; for the student lowest ``val/distillation_mse``, its distance to the teachers on the same 2D; no labels),
+and at its last checkpoint too. Columns: P2 (the headline: Procrustes with scale, no
 reflection), P2 with reflection, P3, MPJPE at the ground-truth scale (an oracle), in mm, action-wise.
 
 Then two checks:
 
 - **Label-free selection**: over every validation of every trained run, the Spearman rank correlation between
-  ``val/cycle_2d`` and ``val/p2_mm`` (labeled validation data, never the test subjects), and the validation P2
-  of the epoch the criterion picks against the best epoch and the last.
+  the run's criterion and ``val/p2_mm`` (labeled validation data, never the test subjects), and the validation
+  P2 of the validation the criterion picks against the best one and the last.
 - **The depth sign** (``--diagnose SETS``, default the real-motion set): teachers trained without the label-free
   part-sign calibration against the default; the share of test frames whose torso and legs depths have opposite
   signs (``components.adversarial.reflected_parts``).
@@ -79,10 +80,11 @@ def fit_stage(experiment: str, out: Path, name: str, epochs: int, *overrides: st
 
 
 def validation_curve(run: cli.PoseliftCLI) -> tuple[list[float], list[float]]:
-    """``val/cycle_2d`` and ``val/p2_mm`` of every validation of a run, read back from its TensorBoard events."""
+    """The run's label-free criterion (what its checkpoint callback monitors: ``val/cycle_2d``, the student's
+    ``val/distillation_mse``) and ``val/p2_mm`` of every validation, read back from its TensorBoard events."""
     events = EventAccumulator(run.trainer.logger.log_dir)
     events.Reload()
-    cycle = {e.step: e.value for e in events.Scalars("val/cycle_2d")}
+    cycle = {e.step: e.value for e in events.Scalars(run.trainer.checkpoint_callback.monitor)}
     p2 = {e.step: e.value for e in events.Scalars("val/p2_mm")}
     steps = sorted(cycle.keys() & p2.keys())
     return [cycle[s] for s in steps], [p2[s] for s in steps]
@@ -153,7 +155,7 @@ def study(dataset: str, options: argparse.Namespace, out: Path) -> list[Comparis
     sampled = f" (every {options.synthetic_downsample}th frame)" if dataset == "synthetic" else ""
     title = (
         f"TIPS on the {dataset} set{sampled}, width {options.width}, {options.blocks} blocks, {epochs} epochs per "
-        "stage, label-free pick (lowest val/cycle_2d); test, action-wise mm"
+        "stage, label-free pick; test, action-wise mm"
     )
     picked = run_comparison(Comparison(title, COLUMNS, "teachers -> student"), arms, seeds_of(options))
     last_arms = {f"{arm} (last)": (lambda seed, arm=arm: trained(seed)[f"{arm} (last)"]) for arm in
@@ -182,8 +184,8 @@ def selection_check(dataset: str, curves: list[tuple[list[float], list[float]]])
     """Spearman correlation of the label-free criterion with validation P2, and the P2 of what it picks."""
     check = Comparison(
         f"Label-free selection on the {dataset} set: every validation of every trained run (teachers, student, solo "
-        "per seed); Spearman rank correlation of val/cycle_2d with val/p2_mm, and validation P2 (mm) of the epoch "
-        "each criterion picks",
+        "per seed); Spearman rank correlation of the run's criterion (val/cycle_2d; the student's "
+        "val/distillation_mse) with val/p2_mm, and validation P2 (mm) of the validation the criterion picks",
         ("Spearman", "P2 of the pick", "P2 of the best epoch", "P2 of the last epoch", "pick / best - 1 (%)"),
         "runs",
         repeats="runs",
