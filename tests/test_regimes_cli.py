@@ -101,8 +101,13 @@ def test_student_checkpoint_stands_on_its_own(adversarial_runs, tmp_path):
     moved = tmp_path / "student.ckpt"
     shutil.copy(best, moved)
     teachers = Path(torch.load(moved, weights_only=True)["hyper_parameters"]["teacher_checkpoint"])
-    shutil.rmtree(teachers.parents[1])  # the teachers' run is gone
-    _stands_on_its_own(DistillationLifting, moved, run, tmp_path)
+    away = tmp_path / "away"
+    shutil.move(teachers.parents[1], away)  # the teachers' run is gone (put back for the other tests)
+    try:
+        assert not teachers.exists()
+        _stands_on_its_own(DistillationLifting, moved, run, tmp_path)
+    finally:
+        shutil.move(away, teachers.parents[1])
 
 
 def test_teachers_checkpoint_stands_on_its_own(adversarial_runs, tmp_path):
