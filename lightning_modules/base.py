@@ -10,12 +10,7 @@ root-relative camera-space poses in metres, exposes ``receptive_field`` and ``ca
 
 from __future__ import annotations
 
-import os
-from dataclasses import replace
-from pathlib import Path
-
 import lightning.pytorch as pl
-import torch
 from torch import Tensor, nn
 
 from components.batch import PoseBatch
@@ -26,7 +21,6 @@ from components.lifter import Timing, check_lifter
 from components.report import ResultTable
 from components.skeleton import layout
 from lightning_modules.checkpoints import check_architecture, complete_specs
-from lightning_modules.figures import pose_figure
 
 EVAL_STAGES = ("val", "test")
 
@@ -136,10 +130,9 @@ class LiftingModule(pl.LightningModule):
         self.metrics[stage].update(batch, pred, trajectory)
         return pred
 
-    def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
-        pred = self._evaluate(batch, "val")
-        if batch_idx == 0 and self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            self._log_figure(batch, pred)
+    def validation_step(self, batch: PoseBatch, batch_idx: int) -> Tensor:
+        """Score the batch; returns the predictions (the pose-figure callback draws them)."""
+        return self._evaluate(batch, "val")
 
     def test_step(self, batch: PoseBatch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
@@ -157,12 +150,10 @@ class LiftingModule(pl.LightningModule):
             self.log("hp/val_p1_mm", values["p1_mm"], sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
+        """Log the headline numbers and keep the tables in ``last_tables["test"]`` (the protocol-report callback
+        prints and writes them)."""
         self._log_stage("test")
-        tables = self.result_tables("test")
-        self.last_tables["test"] = tables
-        folder = self._report_folder()  # on every rank: Trainer.log_dir is a collective under DDP
-        if self.trainer.is_global_zero:
-            self._report(tables, folder)
+        self.last_tables["test"] = self.result_tables("test")
         self.metrics["test"].reset()
 
     def _log_stage(self, stage: str) -> dict[str, float]:
@@ -178,35 +169,6 @@ class LiftingModule(pl.LightningModule):
         """The stage's protocol tables (see ``components.evaluation``)."""
         return self.metrics[stage].tables(stage)
 
-    def _report(self, tables: list[ResultTable], folder: Path | None) -> None:
-        """Print ``tables`` (titled with :attr:`report_label`) and write them into ``folder``, each file named
-        after the evaluated checkpoint (``last.test_protocols.csv``) so that two checkpoints of one folder
-        keep their own tables."""
-        ckpt = getattr(self.trainer, "ckpt_path", None)
-        prefix = f"{Path(ckpt).stem}." if ckpt else ""
-        label = f" | {self.report_label}" if self.report_label else ""
-        tables = [replace(table, name=prefix + table.name, title=table.title + label) for table in tables]
-        for table in tables:
-            print(table.format(), flush=True)
-        if folder is not None:
-            for table in tables:
-                table.write(folder)
-
-    def _report_folder(self) -> Path | None:
-        """Next to the evaluated checkpoint, else the logger's run folder."""
-        ckpt = getattr(self.trainer, "ckpt_path", None)
-        if ckpt:
-            return Path(ckpt).parent
-        log_dir = self.trainer.log_dir
-        return Path(log_dir) if log_dir else None
-
-    def _log_figure(self, batch: PoseBatch, pred: Tensor) -> None:
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is None or not hasattr(experiment, "add_figure"):
-            return
-        figure = pose_figure(batch, pred, self.input_skeleton, self.output_skeleton, self.timing)
-        experiment.add_figure("val/poses", figure, self.global_step)
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Complete every network spec of the hyper-parameters from the live networks (linked arguments such as
         joint counts are missing from the CLI's specs), so the checkpoint rebuilds its networks on its own."""
@@ -217,19 +179,6 @@ class LiftingModule(pl.LightningModule):
     def check_fit_inputs(self, resuming: bool) -> None:
         """Raise for inputs of the regime that a fit would only meet later (``poselift fit`` calls it before
         anything is written); ``resuming`` says the fit continues a checkpoint. Nothing to check here."""
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        """Reseed torch's global generator from ``(seed, rank, epoch, batch)`` when a seed is set.
-
-        Dropout and other random draws of a step then depend on the step alone, not on how many draws came
-        before it (data loaders draw too, at times that differ between a fresh and a resumed fit), so a fit
-        resumed from ``last.ckpt`` continues exactly as the uninterrupted run would: a Lightning checkpoint
-        holds no generator state. The data samplers seed per epoch already.
-        """
-        seed = os.environ.get("PL_GLOBAL_SEED")
-        if seed is not None:
-            step = (self.current_epoch * 1_000_003 + batch_idx) * 1024 + self.global_rank
-            torch.manual_seed(int(seed) + step)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse weights of another architecture by naming what differs, before Lightning's strict load (whose

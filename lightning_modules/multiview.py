@@ -25,7 +25,6 @@ from components.batch import PoseBatch
 from components.errors import InputError
 from components.losses import pose_loss
 from components.metric_learning import batch_hard_triplet_loss, info_nce_loss, multiview_pairs
-from lightning_modules.retrieval import model_methods, retrieval_report
 from lightning_modules.supervised import SupervisedLifting
 
 METRIC_LOSSES = ("triplet", "infonce")
@@ -41,7 +40,7 @@ class MultiviewLifting(SupervisedLifting):
         tau: frames within which two instants of one recording are neither positive nor negative.
         margin: triplet margin, in distance between unit-norm embeddings (0..2).
         temperature: InfoNCE temperature.
-        retrieval_stride: frame stride of the cross-view retrieval report printed after testing.
+        retrieval_stride: frame stride of the cross-view retrieval report after testing (``RetrievalReport``).
         other arguments: see :class:`SupervisedLifting`.
     """
 
@@ -103,20 +102,6 @@ class MultiviewLifting(SupervisedLifting):
         if self.metric_loss == "triplet":
             return batch_hard_triplet_loss(flat, positive, negative, self.margin)
         return info_nce_loss(flat, positive, negative, self.temperature)
-
-    def on_test_epoch_end(self) -> None:
-        """The protocol tables, then (on rank 0) the cross-view retrieval table of the test views."""
-        super().on_test_epoch_end()
-        data = self.trainer.datamodule
-        folder = self._report_folder()  # on every rank: a collective under DDP
-        if not self.trainer.is_global_zero or not hasattr(data, "synchronized_views"):
-            return
-        groups = [g for g in data.synchronized_views("test") if len(g) > 1]
-        if not groups:
-            return
-        table = retrieval_report(groups, model_methods(self), self.output_skeleton, "test_retrieval", **self.retrieval)
-        self.last_tables["test"].append(table)
-        self._report([table], folder)
 
     def training_step(self, batch: dict[str, PoseBatch], batch_idx: int) -> Tensor:
         if not isinstance(batch, dict) or set(batch) != {"labeled", "multiview"}:
