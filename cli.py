@@ -295,7 +295,7 @@ def instantiate_from_config(config: str, overrides: Sequence[str] = ()) -> tuple
 
 
 def retrieval(argv: Sequence[str]) -> int:
-    from lightning_modules.retrieval import model_methods, retrieval_report
+    from components.retrieval import model_methods, retrieval_report
     from lightning_modules.supervised import SupervisedLifting
 
     parser = argparse.ArgumentParser(prog="poselift retrieval", description=TOOLS["retrieval"].help)
@@ -339,7 +339,8 @@ def retrieval(argv: Sequence[str]) -> int:
 
 
 def export(argv: Sequence[str]) -> int:
-    from lightning_modules.export import FORMATS, export_lifter, load_lifting_module
+    from components.export import FORMATS, export_lifter
+    from lightning_modules.checkpoints import load_lifting_module
 
     parser = argparse.ArgumentParser(prog="poselift export", description=TOOLS["export"].help)
     parser.add_argument("--ckpt_path", required=True, help="checkpoint of any regime (e.g. RUN/checkpoints/best.ckpt)")

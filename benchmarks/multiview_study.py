@@ -27,7 +27,7 @@ from runs import CONFIGS, dataset_overrides, fit, table_rows
 from semi_supervised_study import LABELED
 
 import cli
-from lightning_modules.retrieval import model_methods, retrieval_report
+from components.retrieval import model_methods, retrieval_report
 
 COLUMNS = ("P1", "P2", "P3")
 THRESHOLDS = (0.1, 0.05)

@@ -243,7 +243,7 @@ class SequenceStore:
 
         Once the caller drops the originals, the split is held in memory once. The views share memory with
         the store (writing into them changes the training data), and stay writable because consumers such as
-        ``lightning_modules.retrieval`` wrap them with ``torch.from_numpy``, which warns on read-only arrays.
+        ``components.retrieval`` wrap them with ``torch.from_numpy``, which warns on read-only arrays.
         """
         return [self._view(sequence, index) for index, sequence in enumerate(sequences)]
 

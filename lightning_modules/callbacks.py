@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from components.errors import PoseliftError
-from lightning_modules.figures import pose_figure
-from lightning_modules.retrieval import model_methods, retrieval_report
+from components.rendering import pose_figure
+from components.retrieval import model_methods, retrieval_report
 
 
 class NonFiniteLossError(PoseliftError, RuntimeError):
@@ -108,7 +108,7 @@ class RetrievalReport(pl.Callback):
 
 class PoseFigures(pl.Callback):
     """Log the first validation batch's middle output frame to TensorBoard: its own 2D input beside the predicted
-    and true 3D skeletons (``lightning_modules.figures.pose_figure``)."""
+    and true 3D skeletons (``components.rendering.pose_figure``)."""
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx=0) -> None:
         experiment = getattr(trainer.logger, "experiment", None)

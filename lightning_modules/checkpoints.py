@@ -14,20 +14,23 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import pickle
+import sys
 from collections import Counter
 from pathlib import Path
 
 import lightning
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from components.atomic import atomic_destination
 from components.errors import InputError, MissingFileError
 from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
 
 ZIP_SIGNATURE = b"PK\x03\x04"
+FIRST_PARTY_NETWORKS = ("components.",)  # packages whose network classes a checkpoint may name without trust
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False, what: str = "checkpoint") -> dict:
@@ -214,3 +217,76 @@ def import_videopose3d(
     }
     save_checkpoint_atomic(payload, out)
     return module
+
+
+# -- loading ----------------------------------------------------------------------------------------------------
+def load_lifting_module(path: str | Path, trust_pickle: bool = False) -> nn.Module:
+    """The lifter (and trajectory model) of a checkpoint of any regime, in a plain :class:`LiftingModule`.
+
+    Only the networks, the layouts and ``flip_test`` are restored: that is all prediction and export need, and
+    it avoids rebuilding regime-only parts (a distillation teacher's checkpoint file, a discriminator). The
+    result predicts like the regime (``predict_step`` lives in ``LiftingModule``) and is in eval mode.
+
+    Checkpoints written by ``poselift fit`` store each network as a ``{"class_path", "init_args"}`` spec and load
+    without unpickling objects; checkpoints of modules built in Python store the network objects themselves,
+    which only ``trust_pickle=True`` unpickles (unpickling can run code: trusted files only).
+
+    Raises:
+        ValueError: not a poselift checkpoint, pickled objects without ``trust_pickle``, or an unknown network.
+    """
+    checkpoint = read_checkpoint(path, trust_pickle)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if hparams.get("lifter") is None:
+        raise InputError(
+            f"{path}: hyper_parameters has no 'lifter' (keys: {sorted(hparams)}); expected a checkpoint of a "
+            "poselift regime (LiftingModule subclass)"
+        )
+    networks = {
+        name: _network(hparams[name], name, path, trust_pickle)
+        for name in ("lifter", "trajectory_model")
+        if hparams.get(name) is not None
+    }
+    from lightning_modules.base import LiftingModule  # the base module imports this one
+
+    module = LiftingModule(
+        networks["lifter"],
+        networks.get("trajectory_model"),
+        input_layout=hparams.get("input_layout", "h36m"),
+        output_layout=hparams.get("output_layout", "h36m"),
+        flip_test=hparams.get("flip_test", True),
+    )
+    module.load_state_dict(_network_weights(checkpoint, tuple(networks), path))
+    return module.eval()
+
+
+def _network(spec: object, name: str, path: str | Path, trust_pickle: bool) -> nn.Module:
+    """A network from its checkpoint entry: a LightningCLI spec, or (pickled checkpoints) the object itself."""
+    if isinstance(spec, nn.Module):
+        return spec
+    if not (isinstance(spec, dict) and isinstance(spec.get("class_path"), str)):
+        raise InputError(f"{path}: hyper_parameters[{name!r}] must be a network or a class_path spec, got {spec!r}")
+    cls = _network_class(spec["class_path"], trust_pickle, f"{path}: hyper_parameters[{name!r}]")
+    return cls(**spec.get("init_args", {}))
+
+
+def _network_class(class_path: str, trust_pickle: bool, where: str) -> type[nn.Module]:
+    """Resolve ``package.module.Class``; a module not imported yet is imported only if first-party or trusted."""
+    module_name, _, class_name = class_path.rpartition(".")
+    module = sys.modules.get(module_name)
+    if module is None and (trust_pickle or module_name.startswith(FIRST_PARTY_NETWORKS)):
+        module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise InputError(
+            f"{where} names {class_path!r}, which is not an importable torch.nn.Module subclass (classes outside "
+            f"{FIRST_PARTY_NETWORKS} are imported only with trust_pickle=True)"
+        )
+    return cls
+
+
+def _network_weights(checkpoint: dict, names: tuple[str, ...], path: str | Path) -> dict[str, Tensor]:
+    state = checkpoint["state_dict"]
+    weights = {key: value for key, value in state.items() if key.split(".", 1)[0] in names}
+    if not any(key.startswith("lifter.") for key in weights):
+        raise InputError(f"{path}: no 'lifter.*' weights in its state_dict (first keys: {sorted(state)[:5]})")
+    return weights

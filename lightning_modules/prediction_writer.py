@@ -281,14 +281,14 @@ class PosePredictionWriter(BasePredictionWriter):
         image_size = (video.width, video.height)
         if self.render:
             files["video"] = stem.with_name(f"{stem.name}.{self.video_format}")
-            from lightning_modules.rendering import render_animation  # matplotlib only when drawing
+            from components.rendering import render_animation  # matplotlib only when drawing
 
             render_animation(
                 video.keypoints, poses_3d, input_skeleton, output_skeleton, files["video"], video.fps, image_size
             )
         if self.sheet:
             files["sheet"] = stem.with_name(stem.name + ".png")
-            from lightning_modules.rendering import contact_sheet
+            from components.rendering import contact_sheet
 
             contact_sheet(
                 video.keypoints, poses_3d, input_skeleton, output_skeleton, files["sheet"], image_size=image_size

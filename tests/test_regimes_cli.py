@@ -20,7 +20,7 @@ import torch
 import cli
 from lightning_modules.adversarial import AdversarialLifting, DistillationLifting
 from lightning_modules.back_projection import BackProjectionLifting
-from lightning_modules.export import load_lifting_module
+from lightning_modules.checkpoints import load_lifting_module
 from lightning_modules.multiview import MultiviewLifting
 from lightning_modules.supervised import SupervisedLifting
 

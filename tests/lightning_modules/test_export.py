@@ -9,9 +9,15 @@ import torch
 from torch import nn
 
 import cli
+from components.export import METADATA_FILE, export_lifter
 from components.networks.temporal_conv import TemporalConvLifter
-from lightning_modules.checkpoints import INSTANTIATOR, class_path, module_spec, save_checkpoint_atomic
-from lightning_modules.export import METADATA_FILE, export_lifter, load_lifting_module
+from lightning_modules.checkpoints import (
+    INSTANTIATOR,
+    class_path,
+    load_lifting_module,
+    module_spec,
+    save_checkpoint_atomic,
+)
 from lightning_modules.supervised import SupervisedLifting
 
 # torch 2.13 deprecates torch.jit as a whole; loading a TorchScript file is what these tests check.

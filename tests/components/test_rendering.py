@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from components.rendering import contact_sheet, render_animation
 from components.skeleton import COCO_17, H36M_17
-from lightning_modules.rendering import contact_sheet, render_animation
 
 FRAMES = 6
 SIZE = (160, 96)

@@ -1,11 +1,13 @@
-"""Videos and contact sheets of a lifted clip: the 2D input skeleton beside the 3D output skeleton.
+"""Figures, videos and contact sheets of poses: the 2D input skeleton beside the 3D skeleton, drawn on
+``matplotlib.figure.Figure`` objects with their own Agg canvas (no pyplot state, no backend switch).
 
+- :func:`pose_figure`: one frame's 2D input beside the predicted and true 3D skeletons (TensorBoard figures);
 - :func:`render_animation` writes a GIF (matplotlib's ``PillowWriter``) or an MP4 (``imageio-ffmpeg``, the
   optional ``video`` extra) with one frame per pose.
 - :func:`contact_sheet` writes one PNG with evenly spaced frames of the clip in a grid of 2D + 3D panels.
 
 Axis limits are fixed over the whole clip, so motion is visible as motion rather than as rescaled axes. The 3D
-panel shows camera space as ``figures.camera_to_display`` maps it (up is up, depth into the page). Bones are
+panel shows camera space as :func:`camera_to_display` maps it (up is up, depth into the page). Bones are
 coloured by side: left blue, right red, centre grey. Rendering is headless (Agg) and every file is written
 through a temporary file in its folder and a rename.
 """
@@ -23,16 +25,73 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
+from torch import Tensor
 
 from components.atomic import atomic_destination
+from components.batch import PoseBatch
 from components.errors import InputError
+from components.lifter import Timing
 from components.skeleton import Skeleton
-from lightning_modules.figures import camera_to_display, equal_axes
 
 DPI = 100  # figure inches * DPI = pixels; sizes are given in pixels
 VIDEO_SUFFIXES = (".gif", ".mp4")
 SIDE_COLOURS = {"left": "tab:blue", "right": "tab:red", "centre": "0.35"}
 MARGIN_2D = 0.05  # fraction of the keypoints' extent added around them when no image size is given
+
+
+def _draw_bones(axis, points, skeleton: Skeleton, color: str, label: str) -> None:
+    for i, (child, parent) in enumerate(skeleton.bones):
+        segment = points[[child, parent]]
+        axis.plot(*segment.T, color=color, linewidth=2, label=label if i == 0 else None)
+
+
+def camera_to_display(points: np.ndarray) -> np.ndarray:
+    """Camera space ``(..., 3)`` (x right, y down, z forward) as plotted ``(x, z, -y)``: up is up on screen and
+    depth goes into the page (matplotlib's 3D axes put their third axis vertical)."""
+    return points[..., [0, 2, 1]] * np.array([1.0, 1.0, -1.0])
+
+
+def equal_axes(axis, points: np.ndarray) -> None:
+    """One scale on all three axes of a 3D ``axis``, fitted to ``(N, 3)`` points, so bone lengths look right."""
+    centre, half = points.mean(axis=0), np.ptp(points, axis=0).max() / 2 + 0.05
+    for setter, c in zip((axis.set_xlim, axis.set_ylim, axis.set_zlim), centre, strict=True):
+        setter(c - half, c + half)
+    axis.set_box_aspect((1, 1, 1))
+
+
+def pose_figure(batch: PoseBatch, pred: Tensor, input_skeleton: Skeleton, output_skeleton: Skeleton, timing: Timing):
+    """Middle output frame of the first window: its own input 2D (left) and predicted vs. true 3D (right).
+
+    Args:
+        batch: an evaluation batch (``keypoints_2d`` ``(B, T_in, J_in, F)``, ``poses_3d`` ``(B, T_out, J_out, 3)``).
+        pred: ``(B, T_out, J_out, 3)`` predictions in metres, camera space, root-relative.
+        timing: the lifter's (which input frame an output frame belongs to: the centre, or the last when causal).
+    """
+    frame = pred.shape[1] // 2
+    keypoints = batch.keypoints_2d[0, timing.input_frame(frame), :, :2].detach().cpu().numpy()
+    predicted = pred[0, frame].detach().float().cpu().numpy()
+    truth = batch.poses_3d[0, frame].detach().float().cpu().numpy()
+
+    figure = Figure(figsize=(9, 4.5))  # off screen on its own Agg canvas: no pyplot state, no backend switch
+    FigureCanvasAgg(figure)
+    flat = figure.add_subplot(1, 2, 1)
+    _draw_bones(flat, keypoints, input_skeleton, "tab:blue", "2D input")
+    flat.set_title("2D input (screen units)")
+    flat.invert_yaxis()  # image y points down
+    flat.set_aspect("equal")
+
+    space = figure.add_subplot(1, 2, 2, projection="3d")
+    shown = {label: camera_to_display(p) for label, p in (("ground truth", truth), ("prediction", predicted))}
+    for (label, points), color in zip(shown.items(), ("tab:green", "tab:red"), strict=True):
+        _draw_bones(space, points, output_skeleton, color, label)
+    equal_axes(space, np.concatenate(list(shown.values())))
+    space.set_xlabel("x (m)")
+    space.set_ylabel("z (m)")
+    space.set_zlabel("-y (m)")
+    space.set_title("3D, camera space, root-relative")
+    space.legend(loc="upper right")
+    figure.tight_layout()
+    return figure
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import torch
 
 from components.batch import PoseBatch
 from components.lifter import Timing
+from components.rendering import pose_figure
 from components.skeleton import H36M_17
-from lightning_modules.figures import pose_figure
 
 
 @pytest.mark.parametrize("causal", [False, True])
