@@ -76,7 +76,6 @@ class PoseliftCLI(LightningCLI):
             parser.link_arguments("data.init_args.input_layout", f"model.init_args.{network}.init_args.layout")
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
-        parser.link_arguments("model.multiview_batches", "data.init_args.multiview", apply_on="instantiate")
 
     # -- bad input fails before the trainer writes anything (run folder, config.yaml, events, checkpoints) ------
     def before_fit(self) -> None:
@@ -114,6 +113,8 @@ class PoseliftCLI(LightningCLI):
             splits.append("val")
         if subcommand == "fit" and not trainer.fast_dev_run:
             splits.append("test")  # after_fit tests the last and the best checkpoint
+        if subcommand == "fit" and "unlabeled" in self.model.training_streams:
+            splits.append("unlabeled")  # a regime that trains on unlabeled 2D too
         return splits
 
     @staticmethod

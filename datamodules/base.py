@@ -8,6 +8,7 @@ generated or converted first). Everything about windows, flipping, shuffling and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import replace
 
 import lightning.pytorch as pl
@@ -34,6 +35,9 @@ from datamodules.windows import (
 )
 
 SPLITS = ("train", "val", "test", "unlabeled")
+STREAMS = ("labeled", "unlabeled", "multiview")
+"""What a regime can train on: labeled windows of ``train``, 2D windows of ``unlabeled``, and synchronized
+multi-view instants of the 2D of both (3D dropped)."""
 
 
 def hold_out_tails(sequences: list[PoseSequence], fraction: float) -> tuple[list[PoseSequence], list[PoseSequence]]:
@@ -73,11 +77,8 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         eval_chunk_length: evaluate whole sequences (None) or chunks of at most this many output frames.
         num_workers: DataLoader worker processes (0 keeps batching in the training process; fastest here).
         seed: base seed of the per-epoch shuffles.
-        multiview: train on synchronized multi-view instants too (the MCSS metric-learning regime): batches
-            become ``{"labeled": PoseBatch, "multiview": PoseBatch}``, the multi-view stream drawing from the
-            2D of the ``train`` and ``unlabeled`` splits together (see :meth:`multiview_loader`).
-        multiview_views: cameras per instant (None: the largest synchronized recording); recordings with
-            fewer cameras are left out.
+        multiview_views: cameras per instant of the ``multiview`` stream (None: the largest synchronized
+            recording); recordings with fewer cameras are left out.
         multiview_instants_per_recording: instants of one recording kept together in a multi-view batch, at
             different times: the hard negatives of the metric loss.
         val_fraction: when the reader names no validation recordings of its own, the last ``val_fraction`` of
@@ -100,7 +101,6 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         eval_chunk_length: int | None = None,
         num_workers: int = 0,
         seed: int = 1234,
-        multiview: bool = False,
         multiview_views: int | None = None,
         multiview_instants_per_recording: int = 8,
         val_fraction: float = 0.1,
@@ -112,7 +112,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         self.timing = Timing(receptive_field, causal)
         self.flip_augment, self.eval_chunk_length = flip_augment, eval_chunk_length
         self.num_workers, self.seed = num_workers, seed
-        self.multiview, self.multiview_views = multiview, multiview_views
+        self.multiview_views = multiview_views
         self.multiview_instants_per_recording = multiview_instants_per_recording
         if not 0 <= val_fraction < 1:
             raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -172,8 +172,6 @@ class PoseDataModule(pl.LightningDataModule, ABC):
             self._check_val_test_disjoint()
             release_freed_memory()  # the files' arrays, dropped by the reader
         self._build_stores()
-        if self.multiview and "multiview" not in self.stores:
-            self._setup_multiview()
 
     @property
     def val_on_test(self) -> bool:
@@ -273,11 +271,13 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         return self._loader(windows, sampler)
 
     def multiview_loader(self, seed_offset: int = 2, num_batches: int | None = None) -> DataLoader:
-        """Batches of synchronized instants (``multiview=True``): each a :class:`PoseBatch` of
+        """Batches of synchronized instants (the ``multiview`` stream): each a :class:`PoseBatch` of
         ``instants * views`` windows, instant-major, ``instants = batch_size // views`` (at least 1), with
         ``recording`` and ``start`` telling which windows show the same instant. See ``MultiviewInstants`` and
         ``MultiviewBatchSampler``.
         """
+        if "multiview" not in self.stores:
+            self._setup_multiview()
         instants = MultiviewInstants(
             self._store("multiview"), self.multiview_groups, self.chunk_length, self.multiview_views
         )
@@ -316,22 +316,42 @@ class PoseDataModule(pl.LightningDataModule, ABC):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader | CombinedLoader:
-        """Labeled windows; with an unlabeled split, ``{"labeled": PoseBatch, "unlabeled": PoseBatch}`` pairs;
-        with ``multiview``, ``{"labeled": PoseBatch, "multiview": PoseBatch}`` pairs instead (the unlabeled
-        split then feeds only the multi-view stream).
+    def train_dataloader(self, streams: Sequence[str] | None = None) -> DataLoader | CombinedLoader:
+        """The training ``streams`` (default: those the module being fitted declares as ``training_streams``;
+        labeled windows alone when nothing declares any): one stream gives ``PoseBatch`` batches, several give
+        dicts of them by stream name (:data:`STREAMS`), combined with ``CombinedLoader``.
 
-        The second stream is paced by the labeled one: an epoch is one pass over the labeled windows, with as
-        many second-stream batches drawn from fresh shuffles.
+        Further streams are paced by the labeled one: an epoch is one pass over the labeled windows, with as many
+        batches of each other stream drawn from fresh shuffles.
         """
+        streams = tuple(streams) if streams is not None else self.requested_streams()
+        unknown = [stream for stream in streams if stream not in STREAMS]
+        if unknown or streams[:1] != ("labeled",):
+            raise InputError(f"training streams {list(streams)}: the first must be 'labeled', each one of {STREAMS}")
         labeled = self.window_loader("train")
-        if self.multiview:
-            multiview = self.multiview_loader(num_batches=len(labeled))
-            return CombinedLoader({"labeled": labeled, "multiview": multiview}, mode="min_size")
-        if "unlabeled" not in self.stores:
+        if len(streams) == 1:
             return labeled
-        unlabeled = self.window_loader("unlabeled", seed_offset=1, num_batches=len(labeled))
-        return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
+        loaders = {"labeled": labeled}
+        for offset, stream in enumerate(streams[1:], start=1):
+            if stream == "unlabeled" and "unlabeled" not in self.stores:
+                raise InputError(
+                    f"{self.module_name()} trains on unlabeled 2D too, but the data have no unlabeled split: set "
+                    "data.init_args.unlabeled_subjects"
+                )
+            if stream == "unlabeled":
+                loaders[stream] = self.window_loader("unlabeled", seed_offset=offset, num_batches=len(labeled))
+            else:
+                loaders[stream] = self.multiview_loader(seed_offset=offset + 1, num_batches=len(labeled))
+        return CombinedLoader(loaders, mode="min_size")
+
+    def requested_streams(self) -> tuple[str, ...]:
+        """The ``training_streams`` of the module the trainer fits; ``("labeled",)`` without one."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return tuple(getattr(module, "training_streams", ("labeled",)))
+
+    def module_name(self) -> str:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return type(module).__name__ if module is not None else "the model"
 
     def val_dataloader(self) -> DataLoader:
         return self.chunk_loader("val")

@@ -83,6 +83,10 @@ class BackProjectionLifting(SupervisedLifting):
         # Reprojection compares output joints with the input joints of the same name (e.g. COCO in, H36M out).
         self.reprojected_joints = (self.output_skeleton.indices(shared), self.input_skeleton.indices(shared))
 
+    @property
+    def training_streams(self) -> tuple[str, ...]:
+        return ("labeled", "unlabeled")
+
     def reprojection(self, poses: Tensor, trajectory: Tensor, batch: PoseBatch) -> Tensor:
         """Reprojection loss of predicted ``poses`` ``(B, T_out, J_out, 3)`` + ``trajectory`` ``(B, T_out, 1, 3)``."""
         project = project_to_2d_linear if self.linear_projection else project_to_2d

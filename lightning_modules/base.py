@@ -85,9 +85,10 @@ class LiftingModule(pl.LightningModule):
         return False
 
     @property
-    def multiview_batches(self) -> bool:
-        """Whether training needs synchronized multi-view batches from the data (linked by the CLI)."""
-        return False
+    def training_streams(self) -> tuple[str, ...]:
+        """The data this regime trains on (``datamodules.base.STREAMS``), labeled windows first; the datamodule
+        serves them, batched by stream name when there are several."""
+        return ("labeled",)
 
     # -- prediction ------------------------------------------------------------------------------------------
     def lift(self, keypoints_2d: Tensor, model: nn.Module | None = None, flip: bool = False) -> Tensor:

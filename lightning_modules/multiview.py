@@ -1,7 +1,7 @@
 """Multiview-consistent metric learning (MCSS idea, on 2D keypoints): few 3D labels plus synchronized views.
 
 Each step takes a labeled batch and a batch of synchronized multi-view instants (``{"labeled": ...,
-"multiview": ...}`` from the datamodule with ``multiview: true``; the multi-view windows come from labeled and
+"multiview": ...}``, the streams it declares to the datamodule; the multi-view windows come from labeled and
 unlabeled subjects alike and carry no 3D). One forward pass of the lifter over both (BatchNorm sees both):
 
 - labeled: MPJPE of the root-relative pose from the pose head;
@@ -89,8 +89,8 @@ class MultiviewLifting(SupervisedLifting):
         self.retrieval = {"stride": retrieval_stride}
 
     @property
-    def multiview_batches(self) -> bool:
-        return True
+    def training_streams(self) -> tuple[str, ...]:
+        return ("labeled", "multiview")
 
     def metric(self, embeddings: Tensor, batch: PoseBatch) -> Tensor:
         """The metric loss of ``(B, T_out, D)`` embeddings of a multi-view batch (every output frame an instant)."""
@@ -105,7 +105,7 @@ class MultiviewLifting(SupervisedLifting):
 
     def training_step(self, batch: dict[str, PoseBatch], batch_idx: int) -> Tensor:
         if not isinstance(batch, dict) or set(batch) != {"labeled", "multiview"}:
-            raise TypeError("MultiviewLifting needs labeled and multi-view batches: set data.init_args.multiview: true")
+            raise TypeError("MultiviewLifting needs labeled and multi-view batches (its training_streams)")
         labeled, views = batch["labeled"], batch["multiview"]
         if views.recording is None:
             raise InputError("multi-view batches must carry `recording` labels (PoseDataModule multiview loader)")

@@ -131,7 +131,7 @@ def test_datamodule_splits_and_unlabeled_subjects(dataset):
     assert data.action_groups == ("Greeting", "Sitting", "SittingDown", "Walking")
     assert data.subjects == ("S1", "S2", "S9")
     assert data.stores["unlabeled"].labeled is False and len(data.sequences["unlabeled"]) == 4
-    loader = data.train_dataloader()
+    loader = data.train_dataloader(("labeled", "unlabeled"))
     pair, _, _ = next(iter(loader))
     batch, unlabeled = pair["labeled"], pair["unlabeled"]
     assert batch.keypoints_2d.shape == (32, 9, 17, 2) and batch.poses_3d.shape == (32, 1, 17, 3)

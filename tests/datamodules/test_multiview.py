@@ -170,11 +170,11 @@ def test_paced_sampler_yields_the_requested_batches_on_every_rank():
 
 def test_human36m_multiview_training_batches():
     data = Human36mDataModule(
-        synthetic_size="tiny", multiview=True, train_subjects=["S1"], subset=0.1,
+        synthetic_size="tiny", train_subjects=["S1"], subset=0.1,
         unlabeled_subjects=["S1", "S5"], batch_size=64, receptive_field=9,
     )  # fmt: skip
     data.setup("fit")
-    loader = data.train_dataloader()
+    loader = data.train_dataloader(("labeled", "multiview"))
     assert isinstance(loader, CombinedLoader)
     pair, _, _ = next(iter(loader))
     labeled, multiview = pair["labeled"], pair["multiview"]

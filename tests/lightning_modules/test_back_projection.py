@@ -62,7 +62,7 @@ def test_reprojection_compares_joints_by_name_across_layouts():
 def test_warm_up_then_unlabeled_losses_with_gradients_to_both_lifters():
     data = semi_data()
     model = BackProjectionLifting(*lifters(), warmup_epochs=1)
-    pair, _, _ = next(iter(data.train_dataloader()))
+    pair, _, _ = next(iter(data.train_dataloader(model.training_streams)))
     logged = {}
     model.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value.detach()))
     model.training_step(pair, 0)

@@ -17,7 +17,7 @@ def lifter(**options) -> MultiviewLifter:
 
 
 def multiview_data(**options) -> Human36mDataModule:
-    options = dict(train_subjects=["S1"], subset=0.3, unlabeled_subjects=["S1", "S5"], multiview=True) | options
+    options = dict(train_subjects=["S1"], subset=0.3, unlabeled_subjects=["S1", "S5"]) | options
     data = Human36mDataModule(synthetic_size="tiny", batch_size=64, receptive_field=9, **options)
     data.setup("fit")
     return data
@@ -26,7 +26,7 @@ def multiview_data(**options) -> Human36mDataModule:
 def test_the_metric_loss_trains_the_encoder_only_and_the_pose_loss_reaches_the_head():
     data = multiview_data()
     model = MultiviewLifting(lifter(), metric_weight=1.0)
-    pair = next(iter(data.train_dataloader()))[0]
+    pair = next(iter(data.train_dataloader(MultiviewLifting(lifter()).training_streams)))[0]
     assert set(pair) == {"labeled", "multiview"} and pair["multiview"].poses_3d is None
     _, embeddings = model.lifter.forward_with_embedding(pair["multiview"].keypoints_2d, strided=True)
     model.metric(embeddings, pair["multiview"]).backward()
@@ -41,7 +41,7 @@ def test_the_metric_loss_trains_the_encoder_only_and_the_pose_loss_reaches_the_h
 
 def test_positive_views_share_an_instant_in_the_batch():
     data = multiview_data()
-    views = next(iter(data.train_dataloader()))[0]["multiview"]
+    views = next(iter(data.train_dataloader(("labeled", "multiview"))))[0]["multiview"]
     instants = torch.stack([views.recording, views.start], dim=1).reshape(-1, 4, 2)  # 4 cameras per instant
     assert (instants == instants[:, :1]).all()
     assert len(views.sequence.reshape(-1, 4).unique(dim=0)) > 1
@@ -71,6 +71,6 @@ def test_clear_errors():
         MultiviewLifting(TemporalConvLifter(filter_widths=(3,), channels=8))
     with pytest.raises(ValueError, match="metric_loss"):
         MultiviewLifting(lifter(), metric_loss="lifted")
-    data = multiview_data(multiview=False)
-    with pytest.raises(TypeError, match="multiview: true"):
-        MultiviewLifting(lifter()).training_step(next(iter(data.train_dataloader()))[0], 0)
+    data = multiview_data()
+    with pytest.raises(TypeError, match="needs labeled and multi-view batches"):
+        MultiviewLifting(lifter()).training_step(next(iter(data.train_dataloader(("labeled", "unlabeled"))))[0], 0)
