@@ -2,7 +2,7 @@
 
 Subclasses implement :meth:`PoseDataModule.load_sequences` (and ``prepare_data`` when something must be
 generated or converted first). Everything about windows, flipping, shuffling and sharding lives here and in
-``datamodules.windows``, so every dataset batches identically.
+``datamodules.store``, ``datamodules.windows`` and ``datamodules.samplers``, so every dataset batches identically.
 """
 
 from __future__ import annotations
@@ -22,17 +22,10 @@ from components.lifter import Timing
 from components.metrics import action_group
 from components.skeleton import Skeleton
 from datamodules.memory import release_freed_memory
+from datamodules.samplers import MultiviewBatchSampler, ShardSampler, WindowBatchSampler, recording_groups
 from datamodules.sequence import PoseSequence
-from datamodules.windows import (
-    EvaluationChunks,
-    MultiviewBatchSampler,
-    MultiviewInstants,
-    SequenceStore,
-    ShardSampler,
-    TrainingWindows,
-    WindowBatchSampler,
-    recording_groups,
-)
+from datamodules.store import SequenceStore
+from datamodules.windows import EvaluationChunks, MultiviewInstants, TrainingWindows
 
 SPLITS = ("train", "val", "test", "unlabeled")
 STREAMS = ("labeled", "unlabeled", "multiview")

@@ -9,7 +9,8 @@ from components.networks.temporal_conv import TemporalConvLifter
 from components.skeleton import H36M_17
 from components.streaming import StreamingLifter
 from datamodules.sequence import PoseSequence
-from datamodules.windows import EvaluationChunks, SequenceStore
+from datamodules.store import SequenceStore
+from datamodules.windows import EvaluationChunks
 
 J = H36M_17.num_joints
 

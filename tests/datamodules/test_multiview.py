@@ -6,13 +6,10 @@ from lightning.pytorch.utilities import CombinedLoader
 from components.lifter import Timing
 from components.skeleton import H36M_17
 from datamodules.human36m import Human36mDataModule
+from datamodules.samplers import MultiviewBatchSampler, recording_groups
 from datamodules.sequence import PoseSequence
-from datamodules.windows import (
-    MultiviewBatchSampler,
-    MultiviewInstants,
-    SequenceStore,
-    recording_groups,
-)
+from datamodules.store import SequenceStore
+from datamodules.windows import MultiviewInstants
 
 J = H36M_17.num_joints
 CAMERAS = ("c0", "c1", "c2")

@@ -10,14 +10,10 @@ from components.camera import flip_intrinsics
 from components.geometry import flip_horizontal
 from components.lifter import Timing
 from components.skeleton import H36M_17
+from datamodules.samplers import ShardSampler, WindowBatchSampler
 from datamodules.sequence import PoseSequence
-from datamodules.windows import (
-    EvaluationChunks,
-    SequenceStore,
-    ShardSampler,
-    TrainingWindows,
-    WindowBatchSampler,
-)
+from datamodules.store import SequenceStore
+from datamodules.windows import EvaluationChunks, TrainingWindows
 
 J = H36M_17.num_joints
 
@@ -279,7 +275,7 @@ def test_paced_sampler_yields_exactly_the_requested_batches():
 def test_the_buffer_pool_reuses_a_batch_only_when_nobody_holds_it():
     """Guards the pool's use of torch's storage use count: if torch changes it, this fails instead of batches
     being overwritten while held (or never recycled)."""
-    from datamodules.windows import _BufferPool
+    from datamodules.store import _BufferPool
 
     pool = _BufferPool()
     first = pool.empty((4, 3), torch.float32)
