@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from components.errors import InputError
+from components.lifter import Timing
 
 
 class StreamingLifter:
@@ -44,7 +45,7 @@ class StreamingLifter:
                 f"causal={getattr(lifter, 'causal', None)!r}: a centred lifter needs future frames"
             )
         self.lifter = lifter.eval()
-        self.receptive_field = int(lifter.receptive_field)
+        self.receptive_field = Timing.of(lifter).receptive_field
         parameter = next(lifter.parameters(), None)
         self._dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
         self._device = parameter.device if parameter is not None else torch.device("cpu")

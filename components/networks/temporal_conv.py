@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from components.errors import InputError
+from components.lifter import Timing
 
 
 class TemporalConvLifter(nn.Module):
@@ -102,17 +103,9 @@ class TemporalConvLifter(nn.Module):
         return math.prod(self.filter_widths)
 
     @property
-    def pad(self) -> int:
-        """``(receptive_field - 1) / 2``: frames of context on each side of a centred window."""
-        return (self.receptive_field - 1) // 2
-
-    @property
-    def causal_shift(self) -> int:
-        """How far the window is shifted into the past: ``pad`` when causal (predict the last frame), else 0.
-
-        The output for frame ``t`` reads input frames ``[t - pad - causal_shift, t + pad - causal_shift]``.
-        """
-        return self.pad if self.causal else 0
+    def timing(self) -> Timing:
+        """Which input frames an output frame reads (``components.lifter.Timing``)."""
+        return Timing.of(self)
 
     @property
     def dilations(self) -> tuple[int, ...]:
@@ -142,7 +135,7 @@ class TemporalConvLifter(nn.Module):
 
         Returns:
             ``(B, T - receptive_field + 1, J_out, 3)`` root-relative 3D poses in metres; output frame ``i`` belongs
-            to input frame ``i + pad + causal_shift``.
+            to input frame ``timing.input_frame(i)``.
         """
         x = self.features(keypoints_2d, strided)
         out = F.linear(x, self.shrink.weight.squeeze(-1), self.shrink.bias)

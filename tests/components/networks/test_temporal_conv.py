@@ -129,7 +129,7 @@ def test_state_dict_matches_published_243_frame_layout() -> None:
 )
 def test_receptive_field_pad_and_causal_shift(widths, causal, receptive_field, pad, shift) -> None:
     lifter = TemporalConvLifter(filter_widths=widths, channels=8, causal=causal)
-    assert (lifter.receptive_field, lifter.pad, lifter.causal_shift) == (receptive_field, pad, shift)
+    assert (lifter.receptive_field, lifter.timing.pad, lifter.timing.causal_shift) == (receptive_field, pad, shift)
 
 
 @pytest.mark.parametrize("widths", [(3, 2, 3), (4,), (), (3, 0)])
@@ -235,7 +235,7 @@ def test_t_frames_give_t_minus_receptive_field_plus_one(frames: int) -> None:
 
 def _edge_padded_prediction(lifter: TemporalConvLifter, sequence: Tensor) -> Tensor:
     """Per-frame prediction of a whole sequence, edge-padded as the window sampler does."""
-    before, after = lifter.pad + lifter.causal_shift, lifter.pad - lifter.causal_shift
+    before, after = lifter.timing.pad_before, lifter.timing.pad_after
     padded = torch.cat(
         [sequence[:, :1].expand(-1, before, -1, -1), sequence, sequence[:, -1:].expand(-1, after, -1, -1)], 1
     )
@@ -253,7 +253,7 @@ def test_causal_output_ignores_future_frames(causal: bool) -> None:
     before, after = _edge_padded_prediction(lifter, sequence), _edge_padded_prediction(lifter, changed)
     assert before.shape[1] == 60  # one prediction per frame
     # The prediction for frame s reads frames up to s + pad - causal_shift: up to s itself when causal.
-    unchanged = t + 1 - lifter.pad + lifter.causal_shift
+    unchanged = t + 1 - lifter.timing.pad_after
     assert unchanged == (t + 1 if causal else t + 1 - 13)
     torch.testing.assert_close(after[:, :unchanged], before[:, :unchanged], rtol=0, atol=0)
     if not causal:
