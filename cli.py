@@ -135,12 +135,21 @@ class PoseliftCLI(LightningCLI):
         """Parse, then read a ``--ckpt_path`` file once, through the one checkpoint reader: LightningCLI reads its
         hyper-parameters right after parsing, and a missing or damaged file must be named first."""
         super().parse_arguments(parser, args)
-        self.checkpoint = None
-        options = self.config.get(self.config.get("subcommand") or "", {})
+        self.checkpoint, self.model_options = None, {}
+        subcommand = self.config.get("subcommand") or ""
+        options = self.config.get(subcommand, {})
         path = options.get("ckpt_path") if hasattr(options, "get") else None
         if path and path not in LIGHTNING_CHECKPOINT_NAMES and "://" not in str(path):
             trusted = options.get("weights_only") is False  # the user's explicit opt-in for pickled objects
             self.checkpoint = read_checkpoint(path, trust_pickle=trusted, what="--ckpt_path")
+            self.model_options = given_model_options(self.config, subcommand, sys.argv[1:] if args is None else args)
+
+    def before_instantiate_classes(self) -> None:
+        """Settings given on the command line win over the hyper-parameters LightningCLI copies from
+        ``--ckpt_path`` (e.g. ``--model.init_args.flip_test false``); an architecture setting that then differs
+        from the checkpoint's weights is refused by name before anything runs."""
+        for key, value in self.model_options.items():
+            self.config[key] = value
 
     def check_checkpoint(self, options) -> None:
         """Compare the ``--ckpt_path`` file with the model before the trainer starts (Lightning reads it again to
@@ -159,6 +168,22 @@ class PoseliftCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=path)
             self.model.checkpoint_tables[key] = self.model.last_tables["test"]
         self.model.report_label = ""
+
+
+def given_model_options(config, subcommand: str, args: Sequence[str]) -> dict[str, object]:
+    """``{config key: parsed value}`` of each ``--model...`` option on the command line (``--model.init_args.x``
+    or the short ``--model.x``), read from the parsed ``config`` so values keep their types."""
+    given = {}
+    for arg in args:
+        if not str(arg).startswith("--model."):
+            continue
+        name = str(arg)[2:].split("=", 1)[0]
+        short = name.replace("model.", "model.init_args.", 1)
+        for key in (f"{subcommand}.{name}", f"{subcommand}.{short}"):
+            if key in config and not name.endswith(("class_path", "init_args")):
+                given[key] = config[key]
+                break
+    return given
 
 
 def fit_checkpoints(trainer, datamodule) -> dict[str, tuple[str | None, str]]:

@@ -69,8 +69,9 @@ class DetectionsDataModule(PoseDataModule):
 
     Args:
         path: a detection file or OpenPose folder (formats: ``datamodules/detection_files.py``).
-        format: ``auto`` (by suffix; a folder is OpenPose) or one of ``videopose3d``, ``coco_json``, ``openpose``,
-            ``npy``, ``csv``.
+        format: ``auto`` (by suffix; a folder is OpenPose-style; ``.json`` is told apart by content) or one of
+            ``videopose3d``, ``coco_json`` (COCO / AlphaPose results), ``mmpose_json``, ``openpose``, ``npy``,
+            ``csv``.
         source_layout: the file's joint layout; required for ``npy``/``csv``, defaults to ``coco`` (COCO JSON)
             and ``openpose_body25`` (OpenPose), read from the metadata of VideoPose3D ``.npz``.
         width, height: frame size in pixels where the file does not give it (all formats but VideoPose3D).
@@ -80,6 +81,9 @@ class DetectionsDataModule(PoseDataModule):
         fps: frames per second of the videos (written with the outputs, used for animations).
         features: 2D features per joint the lifter takes: 2 (x, y) or 3 (x, y, score).
         min_iou, reacquire_after: person following (:func:`components.detections.follow_person`).
+        num_frames: the video's frame count, so that trailing frames where nobody was detected are kept
+            (frame-indexed formats otherwise end at the last detection).
+        first_image_id: the COCO ``image_id`` of the video's first frame (COCO / AlphaPose results).
         **window_options: batching options of :class:`datamodules.base.PoseDataModule` (``receptive_field`` and
             ``causal`` are linked from the model; ``eval_chunk_length`` bounds memory on very long videos).
     """
@@ -98,6 +102,8 @@ class DetectionsDataModule(PoseDataModule):
         features: int = 2,
         min_iou: float = 0.1,
         reacquire_after: int = 10,
+        num_frames: int | None = None,
+        first_image_id: int = 0,
         **window_options,
     ) -> None:
         super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
@@ -112,11 +118,16 @@ class DetectionsDataModule(PoseDataModule):
         self.width, self.height = width, height
         self.min_score, self.fps, self.features = min_score, fps, features
         self.min_iou, self.reacquire_after = min_iou, reacquire_after
+        if num_frames is not None and not num_frames > 0:
+            raise InputError(f"num_frames must be a positive frame count, got {num_frames}")
+        self.num_frames, self.first_image_id = num_frames, first_image_id
         self.videos: list[VideoTrack] = []
 
     # -- loading -------------------------------------------------------------------------------------------------
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
-        found = read_detections(self.path, self.format, self.source_layout, self.width, self.height)
+        found = read_detections(
+            self.path, self.format, self.source_layout, self.width, self.height, self.num_frames, self.first_image_id
+        )
         if not found:
             raise InputError(f"{self.path}: no video in the detection file")
         self.videos = [self._track(detections) for detections in found]

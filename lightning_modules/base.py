@@ -139,8 +139,14 @@ class LiftingModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: PoseBatch, batch_idx: int) -> dict[str, Tensor]:
-        """Poses ``(B, T_out, J_out, 3)`` (and ``trajectory`` when a trajectory model exists) with their ids."""
-        out = {"poses_3d": self.lift(batch.keypoints_2d, flip=self.flip["predict"])}
+        """Poses ``(B, T_out, J_out, 3)`` (and ``trajectory`` when a trajectory model exists) with their ids.
+
+        The root joint is set to exactly zero: a lifter learns it as zero but outputs it with a small error, and
+        users read ``poses_3d`` as root-relative (evaluation scores the raw output, as the published protocols do).
+        """
+        poses = self.lift(batch.keypoints_2d, flip=self.flip["predict"])
+        poses[..., self.output_skeleton.root, :] = 0.0
+        out = {"poses_3d": poses}
         if self.trajectory_model is not None:
             out["trajectory"] = self.lift(batch.keypoints_2d, self.trajectory_model, self.flip["predict"])
         return out | {"sequence": batch.sequence, "start": batch.start}

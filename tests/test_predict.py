@@ -46,11 +46,11 @@ def write_coco_json(path: Path) -> Path:
     entries = []
     for frame in range(FRAMES):
         bystander = coco_person(0) * [0.2, 0.2, 1] + [560, 10, 0]
-        entries.append({"image_id": 100 + frame, "category_id": 1, "keypoints": bystander.ravel().tolist(), "score": 1})
+        entries.append({"image_id": frame, "category_id": 1, "keypoints": bystander.ravel().tolist(), "score": 1})
         if frame != 5:
             walker = coco_person(frame)
             walker[COCO_17.index("nose")] = 0.0 if frame == 8 else walker[COCO_17.index("nose")]
-            entries.append({"image_id": 100 + frame, "category_id": 1, "keypoints": walker.ravel().tolist()})
+            entries.append({"image_id": frame, "category_id": 1, "keypoints": walker.ravel().tolist()})
     path.write_text(json.dumps(entries))
     return path
 
@@ -89,14 +89,17 @@ def poselift(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*command, *args], env=env, cwd=folder, capture_output=True, text=True, timeout=300)
 
 
-def expected_prediction(model: SupervisedLifting, pixels: np.ndarray, key: str) -> np.ndarray:
+def expected_prediction(model: SupervisedLifting, pixels: np.ndarray, key: str, flip: bool = True) -> np.ndarray:
     """What the in-memory model predicts (metres) for ``(F, J, 2)`` pixels: normalised, edge-padded, flip-averaged."""
     screen = normalize_screen_coordinates(pixels.astype(np.float32), WIDTH, HEIGHT)
     pad = model.receptive_field // 2
     padded = torch.from_numpy(np.pad(screen, ((pad, pad), (0, 0), (0, 0)), mode="edge"))[None]
     network = model.lifter if key == "poses_3d" else model.trajectory_model
     with torch.no_grad():
-        return model.lift(padded, network, flip=True)[0].numpy()
+        poses = model.lift(padded, network, flip=flip)[0].numpy()
+    if key == "poses_3d":
+        poses[:, H36M_17.root] = 0.0  # predictions are root-relative: the pelvis is exactly zero
+    return poses
 
 
 def test_predict_with_a_run_config_writes_arrays_json_animation_and_sheet(setup):
@@ -113,6 +116,7 @@ def test_predict_with_a_run_config_writes_arrays_json_animation_and_sheet(setup)
     with np.load(out / "walk.npz") as saved:
         arrays = {key: saved[key] for key in saved.files}
     assert arrays["poses_3d"].shape == (FRAMES, 17, 3) and arrays["trajectory"].shape == (FRAMES, 1, 3)
+    assert (arrays["poses_3d"][:, H36M_17.index("pelvis")] == 0).all()
     np.testing.assert_array_equal(arrays["empty_frames"], np.arange(FRAMES) == 5)
     np.testing.assert_array_equal(arrays["person"], np.where(np.arange(FRAMES) == 5, -1, 1))  # slot 0: bystander
     assert arrays["filled"][8].tolist() == [name == "head" for name in H36M_17.joint_names]  # head = COCO nose
@@ -150,6 +154,23 @@ def test_predict_with_an_experiment_config_replaces_its_data_and_callbacks(setup
     with np.load(tmp_path / "walk.npz") as saved:
         expected = expected_prediction(setup["model"], saved["keypoints_2d"], "poses_3d")
         np.testing.assert_allclose(saved["poses_3d"] / 1000, expected, atol=1e-5, rtol=0)
+
+
+def test_command_line_model_settings_win_over_the_checkpoint_or_are_refused(setup, tmp_path, capsys):
+    args = ["predict", "-c", str(FROM_CHECKPOINT), "-c", str(PREDICT), "--ckpt_path", str(setup["ckpt"]),
+            "--data.init_args.path", str(setup["json"]), "--data.init_args.width", str(WIDTH),
+            "--data.init_args.height", str(HEIGHT), "--trainer.callbacks.init_args.render", "false",
+            "--trainer.callbacks.init_args.sheet", "false", "--trainer.default_root_dir", str(tmp_path)]  # fmt: skip
+    run = cli.lightning_main([*args, "--model.init_args.flip_test", "false"])
+    assert run.model.flip["predict"] is False
+    assert "flip_test: false" in (tmp_path / "config.yaml").read_text()
+    with np.load(tmp_path / "walk.npz") as saved:
+        expected = expected_prediction(setup["model"], saved["keypoints_2d"], "poses_3d", flip=False)
+        np.testing.assert_allclose(saved["poses_3d"] / 1000, expected, atol=1e-5, rtol=0)
+    wider = ["--trainer.default_root_dir", str(tmp_path / "wider"), "--model.init_args.lifter.init_args.channels", "32"]
+    assert cli.main([*args, *wider]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "channels" in error and "\n" not in error and not (tmp_path / "wider").exists()
 
 
 @pytest.mark.parametrize("subcommand", ["test", "validate"])

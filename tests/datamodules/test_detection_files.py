@@ -85,6 +85,31 @@ def test_videopose3d_npz_errors(tmp_path):
         read_detections(_write_videopose3d(tmp_path / "ok.npz", good, _coco_metadata()), layout="h36m")
 
 
+def test_npz_that_is_no_archive_is_refused_before_unpickling(tmp_path):
+    pointer = tmp_path / "data_2d_custom_lfs.npz"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1234\n")
+    with pytest.raises(ValueError, match=r"data_2d_custom_lfs.npz: not a NumPy .npz archive \(no zip signature"):
+        read_detections(pointer)
+    pickled = tmp_path / "pickled.npz"
+    np.save(pickled.with_suffix(".npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    pickled.write_bytes(pickled.with_suffix(".npy").read_bytes())  # a pickle under a .npz name
+    with pytest.raises(ValueError, match="pickled.npz: not a NumPy .npz archive"):
+        read_detections(pickled)
+    damaged = _write_videopose3d(tmp_path / "damaged.npz", {"v": {"custom": [_grid(2, 17, 2)]}}, _coco_metadata())
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"damaged.npz: damaged .npz archive \("):
+        read_detections(damaged)
+
+
+def test_json_that_is_not_utf8_names_the_file_and_byte(tmp_path):
+    path = _write_json(tmp_path / "results.json", [_coco_entry(0, 0, 0.9)])
+    data = bytearray(path.read_bytes())
+    data[8] = 0xB2
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"results.json: not UTF-8 text \(byte 8: invalid start byte\)"):
+        read_detections(path)
+
+
 # --------------------------------------------------------------------------- COCO keypoint results
 
 
@@ -103,25 +128,59 @@ def test_coco_json_orders_persons_by_score_and_marks_missing_joints(tmp_path):
     later["keypoints"][3:6] = [0, 0, 0]  # left_eye not found
     entries = [weak, later, strong, _coco_entry(5, 3000, 1.0, category=2)]  # a non-person entry is skipped
     path = _write_json(tmp_path / "results.json", entries)
-    detections = read_coco_json(path, width=640, height=480)
+    detections = read_coco_json(path, width=640, height=480, first_image_id=5)
     assert (detections.name, detections.layout, detections.width, detections.height) == ("results", "coco", 640, 480)
-    assert detections.keypoints.shape == (2, 2, 17, 3)
+    assert detections.keypoints.shape == (3, 2, 17, 3)  # image ids 5, 6 (no entry: empty), 7
     np.testing.assert_array_equal(detections.keypoints[0, 0, :, 0], 1000 + np.arange(17))  # strong first
     np.testing.assert_array_equal(detections.keypoints[0, 1, :, 1], 100 + np.arange(17))
-    np.testing.assert_array_equal(detections.keypoints[1, 0, 0], [2000, 2100, 0.5])
-    assert np.isnan(detections.keypoints[1, 0, 1]).all()  # the (0, 0, 0) triple
-    assert np.isnan(detections.keypoints[1, 1]).all()  # one person in frame 1: padding
-    np.testing.assert_array_equal(detections.keypoints[1, 0, 2:, 2], 0.5)
+    assert np.isnan(detections.keypoints[1]).all()  # a frame without detections keeps its place
+    np.testing.assert_array_equal(detections.keypoints[2, 0, 0], [2000, 2100, 0.5])
+    assert np.isnan(detections.keypoints[2, 0, 1]).all()  # the (0, 0, 0) triple
+    assert np.isnan(detections.keypoints[2, 1]).all()  # one person in frame 2: padding
+    np.testing.assert_array_equal(detections.keypoints[2, 0, 2:, 2], 0.5)
 
 
-def test_coco_json_with_a_frame_count_keeps_empty_frames(tmp_path):
+def test_coco_json_keeps_empty_frames_in_place_and_alphapose_file_names(tmp_path):
     path = _write_json(tmp_path / "results.json", [_coco_entry(3, 0, 0.9), _coco_entry(1, 500, 0.9)])
     detections = read_coco_json(path, frames=4, first_image_id=1)
     assert detections.keypoints.shape == (4, 1, 17, 3)
     assert [bool(np.isnan(frame).all()) for frame in detections.keypoints] == [False, True, False, True]
     assert detections.keypoints[0, 0, 0, 0] == 500 and detections.keypoints[2, 0, 0, 0] == 0
-    with pytest.raises(ValueError, match="image_id 3 is outside the 2 frames starting at image id 1"):
+    with pytest.raises(ValueError, match="image_id 3 is outside the 2 frames starting at 1"):
         read_coco_json(path, frames=2, first_image_id=1)
+    by_default = read_coco_json(path)  # image id = frame index: frame 0 and 2 empty, up to the last entry
+    assert [bool(np.isnan(frame).all()) for frame in by_default.keypoints] == [True, False, True, False]
+    alphapose = [dict(_coco_entry(0, 0, 0.9), image_id="0.jpg"), dict(_coco_entry(0, 9, 0.9), image_id="4.jpg")]
+    found = read_detections(_write_json(tmp_path / "alphapose-results.json", alphapose), num_frames=6)[0]
+    assert found.keypoints.shape == (6, 1, 17, 3) and found.keypoints[4, 0, 0, 0] == 9
+    assert [bool(np.isnan(frame).all()) for frame in found.keypoints] == [False, True, True, True, False, True]
+    nameless = _write_json(tmp_path / "nameless.json", [dict(_coco_entry(0, 0, 0.9), image_id="left.jpg")])
+    with pytest.raises(ValueError, match=r"nameless.json: entry 0 'image_id': 'left.jpg' holds no frame number"):
+        read_coco_json(nameless)
+
+
+def test_mmpose_predictions_json(tmp_path):
+    def instance(first: float, score: float) -> dict:
+        points = np.column_stack([first + np.arange(17), first + 100 + np.arange(17)])
+        return {
+            "keypoints": points.tolist(),
+            "keypoint_scores": [0.9] * 17,
+            "bbox": [[0, 0, 9, 9]],
+            "bbox_score": score,
+        }
+
+    info = [{"frame_id": 1, "instances": [instance(0, 0.2), instance(50, 0.8)]}, {"frame_id": 2, "instances": []},
+            {"frame_id": 3, "instances": [instance(7, 0.9)]}]  # fmt: skip
+    path = _write_json(tmp_path / "predictions.json", {"meta_info": {"dataset_name": "coco"}, "instance_info": info})
+    (detections,) = read_detections(path, width=640, height=480)
+    assert detections.keypoints.shape == (3, 2, 17, 3) and detections.layout == "coco"
+    np.testing.assert_array_equal(detections.keypoints[0, 0, :, 0], 50 + np.arange(17))  # higher bbox score first
+    np.testing.assert_array_equal(detections.keypoints[0, 1, 0], np.float32([0, 100, 0.9]))
+    assert np.isnan(detections.keypoints[1]).all() and detections.keypoints[2, 0, 0, 0] == 7
+    assert read_detections(_write_json(tmp_path / "list.json", info), num_frames=5)[0].keypoints.shape == (5, 2, 17, 3)
+    info[0]["instances"][0]["keypoints"] = info[0]["instances"][0]["keypoints"][:16]
+    with pytest.raises(ValueError, match=r"bad.json: frame_id 1 instance 0: expected 17 keypoints \[x, y\]"):
+        read_detections(_write_json(tmp_path / "bad.json", {"instance_info": info}))
 
 
 def test_coco_json_errors(tmp_path):
@@ -199,8 +258,20 @@ def test_openpose_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="a_000000000000_keypoints.json and b_000000000000_keypoints.json both"):
         read_openpose_folder(twice)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="empty: no files named <name>_<12-digit frame>_keypoints.json"):
+    with pytest.raises(FileNotFoundError, match="empty: no JSON files whose name ends in a frame number"):
         read_openpose_folder(tmp_path / "empty")
+
+
+def test_openpose_style_folders_of_any_naming(tmp_path):
+    folder = tmp_path / "cam01"
+    folder.mkdir()
+    for frame in (0, 1, 3):
+        people = [_openpose_person(_grid(1, 25, 3)[0] + frame)] if frame != 1 else []
+        _write_json(folder / f"cam01.{frame:04d}.json", {"version": 1.3, "people": people})
+    detections = read_openpose_folder(folder)
+    assert detections.keypoints.shape == (4, 1, 25, 3)  # frames 0-3; 1 has nobody, 2 has no file
+    assert [bool(np.isnan(frame).all()) for frame in detections.keypoints] == [False, True, True, False]
+    assert detections.keypoints[3, 0, 0, 0] == detections.keypoints[0, 0, 0, 0] + 3
 
 
 def test_openpose_coco18_with_nobody_anywhere(tmp_path):

@@ -76,6 +76,20 @@ def test_coco_json_follows_the_walker_and_fills_the_gaps(coco_video):
     np.testing.assert_allclose(sequence.keypoints_2d, screen(walker[..., :2]), atol=1e-7, rtol=0)
 
 
+def test_video_length_and_first_image_id_place_the_frames(coco_video):
+    shifted = [dict(entry, image_id=entry["image_id"] + 100) for entry in json.loads(coco_video.read_text())]
+    path = coco_video.with_name("shifted.json")
+    path.write_text(json.dumps(shifted))
+    data = loaded(path, width=WIDTH, height=HEIGHT, input_layout="coco", num_frames=7, first_image_id=100)
+    (video,) = data.videos
+    np.testing.assert_array_equal(video.person, [1, 1, -1, 1, 1, -1, -1])  # frames 5 and 6: nobody detected
+    np.testing.assert_array_equal(video.empty_frames, [False, False, True, False, False, True, True])
+    last = coco_person(shift=STEP * 4)
+    np.testing.assert_array_equal(video.keypoints[5:, :, :2], np.stack([last[:, :2]] * 2))  # held at the end
+    with pytest.raises(ValueError, match="num_frames must be a positive frame count, got 0"):
+        DetectionsDataModule(str(path), num_frames=0)
+
+
 def test_conversion_to_h36m_derives_the_joints_coco_lacks(coco_video):
     data = loaded(coco_video, width=WIDTH, height=HEIGHT, input_layout="h36m", output_layout="h36m")
     (video,) = data.videos
