@@ -28,6 +28,7 @@ from components.atomic import write_text_atomic
 from components.camera import CameraParameters
 from components.errors import InputError
 from components.geometry import matrix_to_quaternion, quaternion_to_matrix
+from datamodules.file_checks import read_json
 
 RIG_FILE = "cameras.json"
 
@@ -96,12 +97,7 @@ def _array(value, shape: tuple[int, ...], where: str) -> np.ndarray:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CameraRigError(f"{path}: cannot read ({error.strerror or error})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CameraRigError(f"{path}: not valid JSON ({error})") from None
+    content = read_json(path, CameraRigError)
     if not isinstance(content, dict):
         raise CameraRigError(f"{path}: expected a JSON object, got {type(content).__name__}")
     return content

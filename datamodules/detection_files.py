@@ -24,7 +24,6 @@ Coordinates are pixels. A joint a detector did not find is NaN; COCO and OpenPos
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,10 @@ import numpy as np
 
 from components.errors import InputError, MissingFileError, MissingKeyError, PoseliftError
 from components.skeleton import COCO_17, LAYOUTS, Skeleton, layout
+from datamodules.file_checks import ZIP_SIGNATURES, existing, read_json, read_text
 
 LAST_NUMBER = re.compile(r"(\d+)(?=\D*$)")
 FORMATS = ("videopose3d", "coco_json", "mmpose_json", "openpose", "npy", "csv")
-ZIP_SIGNATURE = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def read_detections(
     if format == "auto":
         format = _guess_format(path)
     if format == "json":
-        format = "mmpose_json" if _is_mmpose(_read_json(path)) else "coco_json"
+        format = "mmpose_json" if _is_mmpose(read_json(existing(path))) else "coco_json"
     if format == "videopose3d":
         found = read_videopose3d_npz(path, width=width, height=height)
         if layout is not None and any(d.layout != layout for d in found):
@@ -169,25 +168,6 @@ def _scatter_persons(frame_of: np.ndarray, persons: np.ndarray, num_frames: int)
     return out
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(_read_text(path))
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not valid JSON ({error})") from None
-    except RecursionError:
-        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
-
-
-def _read_text(path: Path) -> str:
-    """The file's UTF-8 text; an error names the file and the byte that is not UTF-8."""
-    if not path.is_file():
-        raise MissingFileError(f"{path}: file not found")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
-
-
 def _triples(values: object, joints: int, where: str) -> np.ndarray:
     """A flat ``[x, y, score] * joints`` list -> ``(joints, 3)`` float32, with an error naming ``where``."""
     array = _float32(values, where) if isinstance(values, list) else None
@@ -207,11 +187,9 @@ def read_videopose3d_npz(path: str | Path, width: float | None = None, height: f
     The layout comes from ``metadata["layout_name"]`` (``coco`` for Detectron2 output) and the frame size
     from ``metadata["video_metadata"][video]``, else from ``width``/``height``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: file not found")
+    path = existing(path)
     with open(path, "rb") as handle:  # before anything is unpickled: a git-LFS pointer or text is no archive
-        if handle.read(4) != ZIP_SIGNATURE:
+        if handle.read(4) not in ZIP_SIGNATURES:
             raise InputError(f"{path}: not a NumPy .npz archive (no zip signature; e.g. a git-LFS pointer file)")
     try:  # the handle is ours: np.load leaks its own when the archive is damaged
         with open(path, "rb") as handle, np.load(handle, allow_pickle=True) as archive:
@@ -302,7 +280,7 @@ def read_coco_json(
     (person) are skipped. The per-joint ``v`` is used as the joint's score.
     """
     path = Path(path)
-    entries = _read_json(path)
+    entries = read_json(existing(path))
     if not isinstance(entries, list):
         raise InputError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
     joints = _known_layout(path, layout).num_joints
@@ -380,7 +358,7 @@ def read_mmpose_json(
     frame, persons are ordered by descending ``bbox_score`` (else mean keypoint score).
     """
     path = Path(path)
-    content = _read_json(path)
+    content = read_json(existing(path))
     frames_info = content.get("instance_info") if isinstance(content, dict) else content
     if not isinstance(frames_info, list) or not all(isinstance(f, dict) and "instances" in f for f in frames_info):
         raise InputError(f"{path}: expected MMPose predictions: 'instance_info', a list of {{frame_id, instances}}")
@@ -471,7 +449,7 @@ def _numbered_files(folder: Path) -> dict[int, Path]:
 
 
 def _people(path: Path) -> list[dict]:
-    content = _read_json(path)
+    content = read_json(existing(path))
     people = content.get("people") if isinstance(content, dict) else None
     if not isinstance(people, list) or not all(isinstance(person, dict) for person in people):
         raise InputError(f"{path}: expected an object whose key 'people' is a list of person objects")
@@ -483,9 +461,7 @@ def _people(path: Path) -> list[dict]:
 
 def read_npy(path: str | Path, layout: str, width: float | None = None, height: float | None = None) -> Detections:
     """Read ``(frames, joints, 2 or 3)`` pixels from ``.npy`` as one person (score 1 if absent)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: file not found")
+    path = existing(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:  # numpy reports a damaged header or short data so
@@ -506,7 +482,7 @@ def read_csv(path: str | Path, layout: str, width: float | None = None, height: 
     """
     path = Path(path)
     skeleton = _known_layout(path, layout)
-    lines = _read_text(path).splitlines()
+    lines = read_text(existing(path)).splitlines()
     header = int(bool(lines) and not _all_numbers(lines[0]))
     try:
         rows = np.loadtxt(lines[header:], delimiter=",", ndmin=2, dtype=np.float32)

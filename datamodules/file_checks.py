@@ -1,8 +1,10 @@
-"""Checks shared by the dataset readers: a file exists, a damaged file's error stays short, and one entry of an
-``.npz`` archive of pickled Python objects (the Human3.6M and preprocessed MPI-INF-3DHP files) is read safely."""
+"""Checks shared by the dataset readers: a file exists, a damaged file's error stays short, a text or JSON file
+is read with errors that name it, and one entry of an ``.npz`` archive of pickled Python objects (the Human3.6M
+and preprocessed MPI-INF-3DHP files) is read safely."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,26 @@ def brief(error: Exception, limit: int = 160) -> str:
     """``Type: message`` cut to ``limit`` characters (decoders of damaged files can echo long byte strings)."""
     text = f"{type(error).__name__}: {error}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_text(path: Path, error: type[InputError] = InputError) -> str:
+    """The file's UTF-8 text; ``error`` names the file and why it cannot be read, or the byte that is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as problem:
+        raise error(f"{path}: not UTF-8 text (byte {problem.start}: {problem.reason})") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read ({problem.strerror or problem})") from None
+
+
+def read_json(path: Path, error: type[InputError] = InputError) -> object:
+    """The parsed JSON of a UTF-8 file (:func:`read_text`); ``error`` names the file and the parse problem."""
+    try:
+        return json.loads(read_text(path, error))
+    except json.JSONDecodeError as problem:
+        raise error(f"{path}: not valid JSON ({problem})") from None
+    except RecursionError:
+        raise error(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def load_pickled_dict(path: str | Path, key: str, contents: str) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 
@@ -12,7 +13,5 @@ def release_freed_memory() -> None:
     dropped they would still count as resident memory beside the contiguous stores, which are new mappings.
     A no-op where the C library is not glibc.
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

@@ -132,20 +132,11 @@ class MultiviewBatchSampler(WindowBatchSampler):
         instants: a dataset with ``instant_group`` ``(len,)``, the recording of every id.
         batch_size: instants per batch (each instant is ``views`` windows).
         instants_per_recording: run length; a recording's last run may be shorter.
+        options: ``shuffle``, ``seed``, ``num_replicas``, ``rank``, ``num_batches`` of :class:`WindowBatchSampler`.
     """
 
-    def __init__(
-        self,
-        instants: Dataset,
-        batch_size: int,
-        shuffle: bool = True,
-        seed: int = 0,
-        num_replicas: int = 1,
-        rank: int = 0,
-        num_batches: int | None = None,
-        instants_per_recording: int = 8,
-    ) -> None:
-        super().__init__(instants, batch_size, shuffle, seed, num_replicas, rank, num_batches)
+    def __init__(self, instants: Dataset, batch_size: int, instants_per_recording: int = 8, **options) -> None:
+        super().__init__(instants, batch_size, **options)
         if instants_per_recording < 1:
             raise InputError(f"instants_per_recording must be >= 1, got {instants_per_recording}")
         self.instants_per_recording = instants_per_recording

@@ -16,8 +16,6 @@ that correspond by name are compared.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 
@@ -49,37 +47,20 @@ class BackProjectionLifting(SupervisedLifting):
         warmup_epochs: int = 1,
         linear_projection: bool = False,
         bone_length_prior: bool = True,
-        lr: float = 1e-3,
-        lr_decay: float = 0.95,
-        bn_momentum: tuple[float, float] = (0.1, 0.001),
-        bn_schedule: Literal["step", "epoch"] = "step",
-        input_layout: str = "h36m",
-        output_layout: str = "h36m",
-        flip_test: bool = True,
-        flip_val: bool = False,
-        by_subject: bool = False,
+        **options,
     ) -> None:
         if trajectory_model is None:
             raise InputError("back-projection needs a trajectory_model (a lifter with num_joints_out: 1)")
-        super().__init__(
-            lifter,
-            trajectory_model,
-            lr=lr,
-            lr_decay=lr_decay,
-            bn_momentum=bn_momentum,
-            bn_schedule=bn_schedule,
-            input_layout=input_layout,
-            output_layout=output_layout,
-            flip_test=flip_test,
-            flip_val=flip_val,
-            by_subject=by_subject,
-        )
+        super().__init__(lifter, trajectory_model, **options)
         self.warmup_epochs, self.linear_projection = warmup_epochs, linear_projection
         self.bone_length_prior = bone_length_prior
         names_in = set(self.input_skeleton.joint_names)
         shared = [name for name in self.output_skeleton.joint_names if name in names_in]
         if not shared:
-            raise InputError(f"layouts {input_layout!r} and {output_layout!r} share no joint names to reproject")
+            raise InputError(
+                f"layouts {self.input_skeleton.name!r} and {self.output_skeleton.name!r} share no joint names to "
+                "reproject"
+            )
         # Reprojection compares output joints with the input joints of the same name (e.g. COCO in, H36M out).
         self.reprojected_joints = (self.output_skeleton.indices(shared), self.input_skeleton.indices(shared))
 

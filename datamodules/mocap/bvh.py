@@ -16,6 +16,7 @@ operation, in chunks of frames so that memory stays bounded for hour-long takes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import warnings
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datamodules.file_checks import read_text
 from datamodules.mocap.errors import MocapFormatError
 
 ROTATIONS = ("Xrotation", "Yrotation", "Zrotation")
@@ -118,12 +120,7 @@ class _Tokens:
 def read_bvh(path: str | Path) -> BvhMotion:
     """Read a BVH file; errors name the file and line (:class:`MocapFormatError`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise MocapFormatError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise MocapFormatError(f"{path}: cannot read ({error.strerror or error})") from None
+    text = read_text(path, MocapFormatError)
     match = re.search(r"^\s*MOTION\s*$", text, flags=re.MULTILINE)
     if match is None:
         raise MocapFormatError(f"{path}: no MOTION section (a BVH file has HIERARCHY, then MOTION)")
@@ -224,11 +221,11 @@ def _motion(path: Path, body: str, motion_line: int) -> tuple[int, float, np.nda
     if not frame_time > 0:
         raise MocapFormatError(f"{path}, line {motion_line + 2}: Frame Time must be positive, got {frame_time}")
     data = lines[3] if len(lines) > 3 else ""
-    try:  # one frame a line, as exporters write it: numpy's C table reader is the fastest path
+    # One frame a line, as exporters write it: numpy's C table reader is the fastest path. Ragged, wrapped or
+    # broken rows fall through to the value-by-value reader below, which names what is wrong.
+    with contextlib.suppress(ValueError):
         values = np.loadtxt(io.StringIO(data), dtype=np.float64, ndmin=2).reshape(-1)
         return int(frames_match.group(1)), frame_time, values, motion_line + 3
-    except ValueError:  # ragged, wrapped or broken rows: read value by value, naming what is wrong
-        pass
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         try:

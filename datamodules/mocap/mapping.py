@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.skeleton import H36M_17, H36M_32
+from datamodules.file_checks import read_text
 from datamodules.mocap.errors import MocapFormatError
 
 
@@ -104,11 +105,10 @@ def load_mapping(path: str | Path) -> JointMapping:
     import yaml
 
     path = Path(path)
+    text = read_text(path, MocapFormatError)
     try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise MocapFormatError(f"{path}: cannot read the mapping ({error.strerror or error})") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        entries = yaml.safe_load(text)
+    except yaml.YAMLError as error:
         raise MocapFormatError(f"{path}: not a YAML mapping ({str(error).splitlines()[0]})") from None
     return mapping_from_dict(path.stem, entries, str(path))
 

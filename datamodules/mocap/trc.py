@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datamodules.file_checks import read_text
 from datamodules.mocap.errors import MocapFormatError
 
 UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
@@ -56,12 +57,7 @@ class TrcMarkers:
 def read_trc(path: str | Path) -> TrcMarkers:
     """Read a TRC file; errors name the file and line (:class:`MocapFormatError`)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise MocapFormatError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise MocapFormatError(f"{path}: cannot read ({error.strerror or error})") from None
+    lines = read_text(path, MocapFormatError).splitlines()
     if len(lines) < 5 or not lines[0].startswith("PathFileType"):
         raise MocapFormatError(f"{path}, line 1: not a TRC file (expected 'PathFileType' and 4 header lines)")
     settings = dict(zip(lines[1].split("\t"), lines[2].split("\t"), strict=False))
