@@ -29,7 +29,9 @@ number is typed twice.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import pkgutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,6 +40,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
+import lightning_modules
 from components.errors import PoseliftError, RunFolderError
 from components.skeleton import layout
 from datamodules.base import PoseDataModule
@@ -47,8 +50,38 @@ from lightning_modules.checkpoints import check_architecture, read_checkpoint
 LIGHTNING_CHECKPOINT_NAMES = ("best", "last", "hpc", "registry")  # resolved by Lightning, not files
 
 
-def joint_count(layout_name: str) -> int:
-    return layout(layout_name).num_joints
+JOINT_SOURCES: dict[str, tuple[str, Callable[[str], object] | None]] = {
+    "input_count": ("data.init_args.input_layout", lambda name: layout(name).num_joints),
+    "output_count": ("data.init_args.output_layout", lambda name: layout(name).num_joints),
+    "input_layout": ("data.init_args.input_layout", None),
+}
+"""How a source of :attr:`LiftingModule.network_joints` is read from the data settings."""
+
+
+def regimes() -> list[type[LiftingModule]]:
+    """Every regime of the ``lightning_modules`` package (each module imported), base first."""
+    for module in pkgutil.iter_modules(lightning_modules.__path__):
+        importlib.import_module(f"lightning_modules.{module.name}")
+    found, pending = [], [LiftingModule]
+    while pending:
+        regime = pending.pop(0)
+        found.append(regime)
+        pending.extend(regime.__subclasses__())
+    return found
+
+
+def network_joint_links() -> dict[str, str]:
+    """``{model parameter path: source}`` over every regime's ``network_joints`` (one source per path)."""
+    links: dict[str, str] = {}
+    for regime in regimes():
+        for network, parameters in regime.network_joints.items():
+            for parameter, source in parameters.items():
+                target = f"model.init_args.{network}.init_args.{parameter}"
+                if links.setdefault(target, source) != source:
+                    raise TypeError(
+                        f"{regime.__name__}.network_joints: {target} follows {source}, elsewhere {links[target]}"
+                    )
+    return links
 
 
 class PoseliftCLI(LightningCLI):
@@ -57,23 +90,9 @@ class PoseliftCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.init_args.input_layout", "model.init_args.input_layout")
         parser.link_arguments("data.init_args.output_layout", "model.init_args.output_layout")
-        parser.link_arguments(
-            "data.init_args.input_layout", "model.init_args.lifter.init_args.num_joints_in", compute_fn=joint_count
-        )
-        parser.link_arguments(
-            "data.init_args.output_layout", "model.init_args.lifter.init_args.num_joints_out", compute_fn=joint_count
-        )
-        parser.link_arguments(
-            "data.init_args.input_layout",
-            "model.init_args.trajectory_model.init_args.num_joints_in",
-            compute_fn=joint_count,
-        )
-        # adversarial regime: the discriminator judges input-layout 2D poses; part lifters take a layout by name
-        parser.link_arguments(
-            "data.init_args.input_layout", "model.init_args.discriminator.init_args.num_joints", compute_fn=joint_count
-        )
-        for network in ("lifter", "teacher"):
-            parser.link_arguments("data.init_args.input_layout", f"model.init_args.{network}.init_args.layout")
+        for target, source in network_joint_links().items():
+            setting, compute = JOINT_SOURCES[source]
+            parser.link_arguments(setting, target, compute_fn=compute)
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
 

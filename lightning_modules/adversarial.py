@@ -142,6 +142,8 @@ class AdversarialLifting(_FrameLifting):
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
 
+    network_joints = LiftingModule.network_joints | {"discriminator": {"num_joints": "input_count"}}
+
     def __init__(
         self,
         lifter: nn.Module,
@@ -298,6 +300,8 @@ class DistillationLifting(_FrameLifting):
         lr: Adam learning rate. mirror_probability, mirror: as :class:`AdversarialLifting`.
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
+
+    network_joints = LiftingModule.network_joints | {"teacher": {"layout": "input_layout"}}
 
     def __init__(
         self,

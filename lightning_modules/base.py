@@ -38,6 +38,15 @@ class LiftingModule(pl.LightningModule):
         by_subject: also report the protocol table per subject.
     """
 
+    network_joints: dict[str, dict[str, str]] = {
+        "lifter": {"num_joints_in": "input_count", "num_joints_out": "output_count", "layout": "input_layout"},
+        "trajectory_model": {"num_joints_in": "input_count"},  # its one output joint is its own setting
+    }
+    """What each network argument's skeleton settings follow: ``{argument: {network parameter: source}}`` with
+    source ``input_count``/``output_count`` (joints of the data's input/output layout) or ``input_layout`` (the
+    name). The CLI fills them from the data (so no joint count is typed); a regime with other networks extends
+    it. A network class without such a parameter is left alone."""
+
     def __init__(
         self,
         lifter: nn.Module,

@@ -11,6 +11,7 @@ import torch
 
 import cli
 from components.networks.temporal_conv import TemporalConvLifter
+from lightning_modules.base import LiftingModule
 from lightning_modules.supervised import SupervisedLifting
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -87,6 +88,21 @@ def test_predict_from_the_run_folder_returns_every_test_frame(run):
     frames = sum(len(s) for s in result.datamodule.sequences["test"])
     assert sum(p["poses_3d"].shape[1] for p in predictions) == frames
     assert predictions[0]["poses_3d"].shape[-2:] == (17, 3)
+
+
+def test_joint_settings_follow_the_regimes_declarations(monkeypatch):
+    links = cli.network_joint_links()
+    assert links["model.init_args.lifter.init_args.num_joints_out"] == "output_count"
+    assert links["model.init_args.discriminator.init_args.num_joints"] == "input_count"  # AdversarialLifting
+    assert links["model.init_args.teacher.init_args.layout"] == "input_layout"  # DistillationLifting
+    assert "model.init_args.trajectory_model.init_args.num_joints_out" not in links  # one root joint, its own
+    critic = type("WithCritic", (), {"network_joints": {"critic": {"num_joints": "input_count"}}})
+    monkeypatch.setattr(cli, "regimes", lambda: [LiftingModule, critic])
+    assert cli.network_joint_links()["model.init_args.critic.init_args.num_joints"] == "input_count"
+    clash = type("Clash", (), {"network_joints": {"lifter": {"num_joints_in": "output_count"}}})
+    monkeypatch.setattr(cli, "regimes", lambda: [LiftingModule, clash])
+    with pytest.raises(TypeError, match="Clash.network_joints: model.init_args.lifter.init_args.num_joints_in fo"):
+        cli.network_joint_links()
 
 
 def test_checkpoint_rebuilds_its_lifter_with_linked_joint_counts(run):
