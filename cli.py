@@ -93,6 +93,8 @@ class PoseliftCLI(LightningCLI):
         for target, source in network_joint_links().items():
             setting, compute = JOINT_SOURCES[source]
             parser.link_arguments(setting, target, compute_fn=compute)
+        # A video's detections are cached next to the outputs, so re-lifting with another model skips detection.
+        parser.link_arguments("trainer.default_root_dir", "data.init_args.detections_dir")
         parser.link_arguments("model.receptive_field", "data.init_args.receptive_field", apply_on="instantiate")
         parser.link_arguments("model.causal", "data.init_args.causal", apply_on="instantiate")
 

@@ -18,7 +18,9 @@ pixels again: the filled pixel keypoints, the masks of filled joints and empty f
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,10 +31,13 @@ from components.skeleton import Skeleton, layout
 from datamodules.base import PoseDataModule
 from datamodules.detection_files import Detections, read_detections
 from datamodules.sequence import PoseSequence
+from datamodules.video import is_frame_source, open_frames
+from datamodules.video_detections import detect
 
 PREDICT_SPLIT = "test"  # the split PoseDataModule.predict_dataloader serves
 ACTION = "video"  # the one "action" of every video (evaluation protocols group sequences by action)
 FEATURES = (2, 3)
+DEFAULT_FPS = 50.0  # detection files rarely state a rate; Human3.6M's
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,9 @@ class DetectionsDataModule(PoseDataModule):
     """Lift users' 2D detection files with any trained lifter (``poselift predict``).
 
     Args:
-        path: a detection file or OpenPose folder (formats: ``datamodules/detection_files.py``).
+        path: a detection file or OpenPose folder (formats: ``datamodules/detection_files.py``), or a video
+            (mp4, avi, mov, mkv, webm) or folder of images, which ``detector`` turns into COCO-17 keypoints
+            (``datamodules/video_detections.py``; cached in ``detections_dir``).
         format: ``auto`` (by suffix; a folder is OpenPose-style; ``.json`` is told apart by content) or one of
             ``videopose3d``, ``coco_json`` (COCO / AlphaPose results), ``mmpose_json``, ``openpose``, ``npy``,
             ``csv``.
@@ -78,12 +85,19 @@ class DetectionsDataModule(PoseDataModule):
         input_layout: the model's 2D layout (linked to the model by the CLI); the file is converted to it.
         output_layout: the model's 3D layout (linked to the model by the CLI).
         min_score: joints scored below this are treated as missing and interpolated.
-        fps: frames per second of the videos (written with the outputs, used for animations).
+        fps: frames per second (written with the outputs, used for animations); default: a video's own rate,
+            else 50. Required for an image folder.
         features: 2D features per joint the lifter takes: 2 (x, y) or 3 (x, y, score).
         min_iou, reacquire_after: person following (:func:`components.detections.follow_person`).
         num_frames: the video's frame count, so that trailing frames where nobody was detected are kept
             (frame-indexed formats otherwise end at the last detection).
         first_image_id: the COCO ``image_id`` of the video's first frame (COCO / AlphaPose results).
+        detector: the 2D pose detector for a video or image folder: a YOLO pose weights file (``.pt``, run by
+            poselift's own network; ``components/detectors``) or, with the Ultralytics package installed, a model
+            name it can fetch (``yolo11n-pose``).
+        detector_batch_size: frames per detector batch.
+        detections_dir: where the detections of a video are cached (linked to ``trainer.default_root_dir`` by
+            the CLI); default: next to the video.
         **window_options: batching options of :class:`datamodules.base.PoseDataModule` (``receptive_field`` and
             ``causal`` are linked from the model; ``eval_chunk_length`` bounds memory on very long videos).
     """
@@ -98,18 +112,21 @@ class DetectionsDataModule(PoseDataModule):
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         min_score: float = 0.0,
-        fps: float = 50.0,
+        fps: float | None = None,
         features: int = 2,
         min_iou: float = 0.1,
         reacquire_after: int = 10,
         num_frames: int | None = None,
         first_image_id: int = 0,
+        detector: str = "yolo11n-pose.pt",
+        detector_batch_size: int = 8,
+        detections_dir: str | None = None,
         **window_options,
     ) -> None:
         super().__init__(input_skeleton=layout(input_layout), output_skeleton=layout(output_layout), **window_options)
         if features not in FEATURES:
             raise InputError(f"features must be 2 (x, y) or 3 (x, y, score), got {features}")
-        if not fps > 0:
+        if fps is not None and not fps > 0:
             raise InputError(f"fps must be positive, got {fps}")
         for name, value in (("width", width), ("height", height)):
             if value is not None and not value > 0:
@@ -121,19 +138,39 @@ class DetectionsDataModule(PoseDataModule):
         if num_frames is not None and not num_frames > 0:
             raise InputError(f"num_frames must be a positive frame count, got {num_frames}")
         self.num_frames, self.first_image_id = num_frames, first_image_id
+        if detector_batch_size < 1:
+            raise InputError(f"detector_batch_size must be >= 1, got {detector_batch_size}")
+        self.detector, self.detector_batch_size, self.detections_dir = detector, detector_batch_size, detections_dir
         self.videos: list[VideoTrack] = []
 
     # -- loading -------------------------------------------------------------------------------------------------
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
-        found = read_detections(
-            self.path, self.format, self.source_layout, self.width, self.height, self.num_frames, self.first_image_id
-        )
+        if is_frame_source(self.path):
+            found, fps = self._detect_frames()
+        else:
+            found, fps = self._read_files(), self.fps or DEFAULT_FPS
         if not found:
             raise InputError(f"{self.path}: no video in the detection file")
-        self.videos = [self._track(detections) for detections in found]
+        self.videos = [self._track(detections, fps) for detections in found]
         return {PREDICT_SPLIT: [self._sequence(video) for video in self.videos]}
 
-    def _track(self, detections: Detections) -> VideoTrack:
+    def _read_files(self) -> list[Detections]:
+        return read_detections(
+            self.path, self.format, self.source_layout, self.width, self.height, self.num_frames, self.first_image_id
+        )
+
+    def _detect_frames(self) -> tuple[list[Detections], float]:
+        """Detect the people of every frame of the video or image folder (or reuse its cached detections)."""
+        from components.detectors.loading import load_detector
+
+        source = open_frames(self.path, self.fps)
+        device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        detector = load_detector(self.detector, device)
+        cache = Path(self.detections_dir) if self.detections_dir else source.path.parent
+        found = detect(source, detector, self.detector, cache, self.detector_batch_size, sys.stderr.isatty())
+        return [found], source.fps
+
+    def _track(self, detections: Detections, fps: float) -> VideoTrack:
         """Follow, convert and fill one video's detections (see the module docstring)."""
         where = f"{self.path}: video {detections.name!r}"
         if detections.width is None or detections.height is None:
@@ -159,7 +196,7 @@ class DetectionsDataModule(PoseDataModule):
             person=person,
             width=float(detections.width),
             height=float(detections.height),
-            fps=float(self.fps),
+            fps=float(fps),
         )
 
     def _sequence(self, video: VideoTrack) -> PoseSequence:

@@ -217,3 +217,84 @@ def test_predict_under_two_process_ddp_gathers_every_video_on_rank_zero(setup, t
             for key in ("poses_3d", "trajectory"):
                 expected = expected_prediction(setup["model"], saved["keypoints_2d"], key)
                 np.testing.assert_allclose(saved[key] / 1000, expected, atol=1e-5, rtol=0)
+
+
+def cut_video(video: Path, out: Path, frames: int, blank: bool = False) -> Path:
+    """The first ``frames`` frames of ``video`` re-encoded (``blank``: the same length, every frame grey)."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="video decoding needs imageio-ffmpeg")
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    width, height = meta["size"]
+    writer = imageio_ffmpeg.write_frames(str(out), (width, height), fps=meta["fps"], macro_block_size=16, quality=8)
+    writer.send(None)
+    for _, raw in zip(range(frames), reader, strict=False):
+        frame = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+        writer.send(np.full_like(frame, 128) if blank else frame)
+    writer.close(), reader.close()
+    return out
+
+
+def test_predict_from_a_real_video_detects_lifts_and_caches_the_2d(setup, tmp_path, yolo_weights, multiperson_video):
+    from components.detectors.yolo_pose import YoloPoseDetector
+    from datamodules.video import open_frames
+
+    clip = cut_video(multiperson_video, tmp_path / "walk.mp4", 6)
+    folder, out = setup["folder"], tmp_path / "out"
+    command = ["predict", "-c", str(folder / "config.yaml"), "-c", str(PREDICT), "--ckpt_path", str(setup["ckpt"]),
+               "--data.init_args.path", str(clip), "--data.init_args.detector", str(yolo_weights),
+               "--trainer.default_root_dir", str(out)]  # fmt: skip
+    result = poselift(folder, *command)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"walk: 6 frames (0 empty) -> {out}/walk.npz" in result.stdout
+    with np.load(out / "walk.npz") as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    assert arrays["poses_3d"].shape == (6, 17, 3) and (arrays["poses_3d"][:, H36M_17.root] == 0).all()
+    assert (float(arrays["fps"]), float(arrays["width"]), float(arrays["height"])) == (60.0, 1088.0, 1920.0)
+    # The 2D lifted is the detector's own output for the most prominent person (COCO knee = H36M knee, by name).
+    frames = next(open_frames(clip).batches(6))
+    first = YoloPoseDetector.from_weights(yolo_weights)(frames[:1])[0].keypoints[0]
+    knee = arrays["keypoints_2d"][0, H36M_17.index("left_knee")]
+    np.testing.assert_allclose(knee, first[COCO_17.index("left_knee"), :2], atol=0.01)
+    cached = json.loads((out / "walk.yolo11n-pose.keypoints.json").read_text())
+    assert {entry["image_id"] for entry in cached} == set(range(6)) and all(e["category_id"] == 1 for e in cached)
+    # Lifting again reuses the cached 2D: the detector does not run, the file is not rewritten.
+    stamp = (out / "walk.yolo11n-pose.keypoints.json").stat().st_mtime_ns
+    (out / "walk.npz").unlink()
+    again = poselift(folder, *command, "--data.init_args.detector_batch_size", "2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (out / "walk.yolo11n-pose.keypoints.json").stat().st_mtime_ns == stamp
+    with np.load(out / "walk.npz") as saved:
+        np.testing.assert_array_equal(saved["poses_3d"], arrays["poses_3d"])
+
+
+def test_predict_from_a_video_without_people_writes_nothing(setup, tmp_path, yolo_weights, multiperson_video):
+    clip = cut_video(multiperson_video, tmp_path / "empty_room.mp4", 3, blank=True)
+    out = tmp_path / "out"
+    result = poselift(
+        setup["folder"], "predict", "-c", str(setup["folder"] / "config.yaml"), "-c", str(PREDICT),
+        "--ckpt_path", str(setup["ckpt"]), "--data.init_args.path", str(clip),
+        "--data.init_args.detector", str(yolo_weights), "--trainer.default_root_dir", str(out),
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{clip}: nobody is detected in any of its 3 frames" in result.stderr
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) in ([], ["config.yaml"])
+
+
+@pytest.mark.parametrize(
+    ("detector", "message"),
+    [("weights/absent.pt", "detector weights weights/absent.pt: file not found"),
+     ("yolo99x-pose.pt", "fetching a model by name needs the Ultralytics package (pip install ultralytics)")],
+)  # fmt: skip
+def test_detector_that_cannot_be_loaded_is_named(tmp_path, detector, message):
+    from components.detectors.loading import load_detector
+
+    if detector.startswith("yolo99") and _has_ultralytics():
+        pytest.skip("Ultralytics is installed: it would try to fetch the name")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_detector(detector)
+
+
+def _has_ultralytics() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ultralytics") is not None
