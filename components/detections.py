@@ -133,9 +133,10 @@ def bounding_boxes(keypoints: np.ndarray) -> np.ndarray:
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``(4,)`` box with ``(..., 4)`` boxes; 0 where the union is empty or a box is NaN."""
-    width = np.minimum(box[2], boxes[..., 2]) - np.maximum(box[0], boxes[..., 0])
-    height = np.minimum(box[3], boxes[..., 3]) - np.maximum(box[1], boxes[..., 1])
+    """IoU of ``(..., 4)`` boxes with ``(..., 4)`` boxes, broadcast (one box against many, or ``(A, 1, 4)``
+    against ``(1, B, 4)`` for all pairs); 0 where the union is empty or a box is NaN."""
+    width = np.minimum(box[..., 2], boxes[..., 2]) - np.maximum(box[..., 0], boxes[..., 0])
+    height = np.minimum(box[..., 3], boxes[..., 3]) - np.maximum(box[..., 1], boxes[..., 1])
     intersection = np.clip(width, 0, None) * np.clip(height, 0, None)
     union = _area(box) + _area(boxes) - intersection
     iou = np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
@@ -196,6 +197,68 @@ def follow_person(
     track = keypoints[np.arange(len(keypoints)), np.maximum(chosen, 0)]
     track = np.where((chosen >= 0)[:, None, None], track, np.nan)
     return track, chosen
+
+
+def track_people(
+    keypoints: np.ndarray, min_iou: float = 0.1, reacquire_after: int = 10, min_fraction: float = 0.1
+) -> np.ndarray:
+    """Follow every person through ``(frames, persons, joints, 3)`` pixel keypoints with scores.
+
+    Frame by frame, the open tracks take the detections whose boxes overlap their last box most (greedy over
+    the IoU of every pair, best first, each pair at least ``min_iou``); a detection no track takes opens a new
+    track, and a track unseen for ``reacquire_after`` frames is closed. Tracks present in fewer than
+    ``min_fraction`` of the frames with anyone in them are dropped (brief false detections).
+
+    Returns:
+        ``(frames, tracks)`` int64 person index of each track per frame, -1 where the track is absent; the
+        tracks are ordered by prominence (:func:`person_scores` summed over their frames), so track 0 is the
+        person :func:`follow_person` would most likely pick.
+    """
+    if keypoints.ndim != 4 or keypoints.shape[-1] != 3:
+        raise InputError(f"keypoints have shape {keypoints.shape}, expected (frames, persons, joints, 3)")
+    boxes = bounding_boxes(keypoints)
+    present = ~np.isnan(boxes).any(-1)
+    columns: list[np.ndarray] = []  # per track: the person index per frame
+    last: list[np.ndarray] = []  # per track: its last box
+    unseen: list[int] = []
+    for frame in range(len(keypoints)):  # each frame's matching depends on the tracks so far
+        detections = np.flatnonzero(present[frame])
+        open_tracks = [t for t in range(len(columns)) if unseen[t] < reacquire_after]
+        taken = _match(np.asarray([last[t] for t in open_tracks]).reshape(-1, 4), boxes[frame, detections], min_iou)
+        matched = {open_tracks[a]: detections[d] for a, d in taken}
+        for track in range(len(columns)):
+            unseen[track] = 0 if track in matched else unseen[track] + 1
+        for track, person in matched.items():
+            columns[track][frame], last[track] = person, boxes[frame, person]
+        for person in sorted(set(detections.tolist()) - set(matched.values())):
+            columns.append(np.full(len(keypoints), -1, np.int64))
+            columns[-1][frame] = person
+            last.append(boxes[frame, person])
+            unseen.append(0)
+    if not columns:
+        return np.full((len(keypoints), 0), -1, np.int64)
+    tracks = np.stack(columns, axis=1)
+    frames_with_anyone = max(int(present.any(1).sum()), 1)
+    tracks = tracks[:, (tracks >= 0).sum(0) >= min_fraction * frames_with_anyone]
+    scores = np.where(tracks >= 0, np.take_along_axis(person_scores(keypoints), np.maximum(tracks, 0), 1), 0.0)
+    return tracks[:, np.argsort(-scores.sum(0), kind="stable")]
+
+
+def _match(previous: np.ndarray, current: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs ``(previous index, current index)`` by descending IoU, each at least ``min_iou``."""
+    if len(previous) == 0 or len(current) == 0:
+        return []
+    iou = box_iou(previous[:, None], current[None])
+    pairs = []
+    used_previous, used_current = set(), set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):  # a handful of people: a short loop
+        a, d = divmod(int(flat), iou.shape[1])
+        if iou[a, d] < min_iou:
+            break
+        if a not in used_previous and d not in used_current:
+            pairs.append((a, d))
+            used_previous.add(a), used_current.add(d)
+    return pairs
 
 
 # --------------------------------------------------------------------------- filling gaps in time

@@ -4,7 +4,8 @@ The pipeline per video (``components/detections.py`` explains each step):
 
 1. read the file(s) with :func:`datamodules.detection_files.read_detections` (pixels + score, NaN = missing);
 2. :func:`~components.detections.follow_person` picks one person per frame, in the detector's layout (its extra
-   joints give better boxes);
+   joints give better boxes), or with ``people="all"`` :func:`~components.detections.track_people` follows
+   everyone, each track a video of its own;
 3. :func:`~components.detections.convert_keypoints` converts the detector's layout to the model's
    ``input_layout`` by joint name (joints the detector lacks are derived, e.g. the pelvis from the hips);
 4. :func:`~components.detections.fill_missing` interpolates missing or low-confidence joints over time;
@@ -21,11 +22,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from components.camera import normalize_screen_coordinates
-from components.detections import convert_keypoints, fill_missing, follow_person
+from components.detections import convert_keypoints, fill_missing, follow_person, track_people
 from components.errors import InputError
 from components.skeleton import Skeleton, layout
 from datamodules.base import PoseDataModule
@@ -54,6 +56,7 @@ class VideoTrack:
             (COCO JSON: by descending score; OpenPose: the file's order), -1 where nobody.
         width, height: frame size in pixels.
         fps: frames per second.
+        track: the person's track id (``people="all"``: 0 is the most prominent; ``"one"``: always 0).
     """
 
     name: str
@@ -64,6 +67,7 @@ class VideoTrack:
     width: float
     height: float
     fps: float
+    track: int = 0
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -89,6 +93,8 @@ class DetectionsDataModule(PoseDataModule):
             else 50. Required for an image folder.
         features: 2D features per joint the lifter takes: 2 (x, y) or 3 (x, y, score).
         min_iou, reacquire_after: person following (:func:`components.detections.follow_person`).
+        people: ``one`` lifts the most prominent person of each video; ``all`` lifts every tracked person
+            (:func:`components.detections.track_people`), each written as ``<video>_person<track id>``.
         num_frames: the video's frame count, so that trailing frames where nobody was detected are kept
             (frame-indexed formats otherwise end at the last detection).
         first_image_id: the COCO ``image_id`` of the video's first frame (COCO / AlphaPose results).
@@ -116,6 +122,7 @@ class DetectionsDataModule(PoseDataModule):
         features: int = 2,
         min_iou: float = 0.1,
         reacquire_after: int = 10,
+        people: Literal["one", "all"] = "one",
         num_frames: int | None = None,
         first_image_id: int = 0,
         detector: str = "yolo11n-pose.pt",
@@ -135,6 +142,9 @@ class DetectionsDataModule(PoseDataModule):
         self.width, self.height = width, height
         self.min_score, self.fps, self.features = min_score, fps, features
         self.min_iou, self.reacquire_after = min_iou, reacquire_after
+        if people not in ("one", "all"):
+            raise InputError(f"people must be 'one' or 'all', got {people!r}")
+        self.people = people
         if num_frames is not None and not num_frames > 0:
             raise InputError(f"num_frames must be a positive frame count, got {num_frames}")
         self.num_frames, self.first_image_id = num_frames, first_image_id
@@ -151,7 +161,7 @@ class DetectionsDataModule(PoseDataModule):
             found, fps = self._read_files(), self.fps or DEFAULT_FPS
         if not found:
             raise InputError(f"{self.path}: no video in the detection file")
-        self.videos = [self._track(detections, fps) for detections in found]
+        self.videos = [video for detections in found for video in self._tracks(detections, fps)]
         return {PREDICT_SPLIT: [self._sequence(video) for video in self.videos]}
 
     def _read_files(self) -> list[Detections]:
@@ -170,8 +180,8 @@ class DetectionsDataModule(PoseDataModule):
         found = detect(source, detector, self.detector, cache, self.detector_batch_size, sys.stderr.isatty())
         return [found], source.fps
 
-    def _track(self, detections: Detections, fps: float) -> VideoTrack:
-        """Follow, convert and fill one video's detections (see the module docstring)."""
+    def _tracks(self, detections: Detections, fps: float) -> list[VideoTrack]:
+        """Follow, convert and fill one video's person, or every tracked person (see the module docstring)."""
         where = f"{self.path}: video {detections.name!r}"
         if detections.width is None or detections.height is None:
             raise InputError(
@@ -180,16 +190,26 @@ class DetectionsDataModule(PoseDataModule):
             )
         if len(detections.keypoints) == 0:
             raise InputError(f"{where}: no frames")
-        track, person = follow_person(detections.keypoints, self.min_iou, self.reacquire_after)
-        if (person < 0).all():
-            raise InputError(f"{where}: nobody is detected in any of its {len(person)} frames")
-        converted = _convert(track, detections.skeleton, self.input_skeleton, where)
+        if self.people == "one":
+            people = follow_person(detections.keypoints, self.min_iou, self.reacquire_after)[1][:, None]
+        else:
+            people = track_people(detections.keypoints, self.min_iou, self.reacquire_after)
+        if (people < 0).all():
+            raise InputError(f"{where}: nobody is detected in any of its {len(people)} frames")
+        return [self._track(detections, fps, person, track) for track, person in enumerate(people.T)]
+
+    def _track(self, detections: Detections, fps: float, person: np.ndarray, track: int) -> VideoTrack:
+        """Convert and fill the keypoints of one followed ``person`` ``(F,)`` (index per frame, -1: absent)."""
+        where = f"{self.path}: video {detections.name!r}"
+        present = (person >= 0)[:, None, None]
+        picked = detections.keypoints[np.arange(len(person)), np.maximum(person, 0)]
+        converted = _convert(np.where(present, picked, np.nan), detections.skeleton, self.input_skeleton, where)
         try:
             filled = fill_missing(converted, self.input_skeleton, self.min_score)
         except ValueError as error:
             raise InputError(f"{where}: {error}") from None
         return VideoTrack(
-            name=detections.name,
+            name=detections.name if self.people == "one" else f"{detections.name}_person{track}",
             keypoints=filled.keypoints.astype(np.float32),
             filled=filled.filled,
             empty_frames=filled.empty_frames,
@@ -197,6 +217,7 @@ class DetectionsDataModule(PoseDataModule):
             width=float(detections.width),
             height=float(detections.height),
             fps=float(fps),
+            track=track,
         )
 
     def _sequence(self, video: VideoTrack) -> PoseSequence:

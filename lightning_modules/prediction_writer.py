@@ -12,7 +12,8 @@ Per video ``NAME`` (the datamodule's ``videos``, e.g. :class:`datamodules.detect
   z forward); ``trajectory`` ``(F, 1, 3)`` mm, the root in camera space (only when the model has a trajectory
   model); ``keypoints_2d`` ``(F, J_in, 2)`` pixels after filling; ``scores`` ``(F, J_in)``; ``filled``
   ``(F, J_in)`` bool; ``empty_frames`` ``(F,)`` bool; ``person`` ``(F,)`` int64 (-1: nobody);
-  ``joint_names`` ``(J_out,)``; ``input_joint_names`` ``(J_in,)``; ``fps``, ``width``, ``height``.
+  ``joint_names`` ``(J_out,)``; ``input_joint_names`` ``(J_in,)``; ``fps``, ``width``, ``height``; ``track``
+  (the person's track id: ``people="all"`` writes one ``NAME_person<track>`` set per tracked person).
 - ``NAME.json``: the same, one object per frame.
 - ``NAME.gif``/``.mp4`` and ``NAME.png`` when ``render``/``sheet`` are on.
 
@@ -57,6 +58,7 @@ class PredictedVideo(Protocol):
     width: float  # pixels
     height: float
     fps: float
+    track: int  # the person's track id (0 when one person per video is lifted)
 
     def __len__(self) -> int: ...
 
@@ -316,6 +318,7 @@ def video_arrays(
         "joint_names": np.asarray(output_skeleton.joint_names),
         "input_joint_names": np.asarray(input_skeleton.joint_names),
         "fps": np.float64(video.fps),
+        "track": np.int64(video.track),
         "width": np.float64(video.width),
         "height": np.float64(video.height),
     }
@@ -349,6 +352,7 @@ def frames_json(name: str, arrays: Mapping[str, np.ndarray]) -> dict:
     return {
         "name": name,
         "fps": float(arrays["fps"]),
+        "track": int(arrays["track"]),
         "width": float(arrays["width"]),
         "height": float(arrays["height"]),
         "units": {key: unit for key, unit in JSON_UNITS.items() if key in columns},

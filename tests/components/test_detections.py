@@ -12,6 +12,7 @@ from components.detections import (
     fill_missing,
     follow_person,
     person_scores,
+    track_people,
 )
 from components.skeleton import (
     COCO_17,
@@ -192,6 +193,26 @@ def test_follow_person_rejects_bad_shapes_and_handles_no_slots():
         follow_person(np.zeros((2, 3, 3)))
     track, chosen = follow_person(np.zeros((2, 0, 3, 3)))
     assert chosen.tolist() == [-1, -1] and track.shape == (2, 3, 3) and np.isnan(track).all()
+
+
+def test_track_people_follows_everyone_through_swaps_gaps_and_drops_brief_tracks():
+    left = np.array([_person(0 + t, 0, 10 + t, 20, 0.9) for t in range(8)], np.float32)
+    right = np.array([_person(100 - t, 0, 105 - t, 10, 0.9) for t in range(8)], np.float32)  # smaller
+    frames = np.full((8, 3, 3, 3), np.nan, np.float32)
+    for t in range(8):
+        frames[t, t % 2], frames[t, 1 - t % 2] = left[t], right[t]  # slots swap every frame
+    frames[3, 0] = np.nan  # the right person (slot 0 in odd frames) is missed once
+    frames[5, 2] = np.array(_person(300, 300, 301, 301, 0.3))  # one false detection
+    tracks = track_people(frames, min_fraction=0.2)  # the false detection: 1 frame of 8
+    assert tracks.T.tolist() == [
+        [0, 1, 0, 1, 0, 1, 0, 1],  # the left person, track 0: the most prominent
+        [1, 0, 1, -1, 1, 0, 1, 0],
+    ]
+    left_track = tracks[:, 0]
+    np.testing.assert_array_equal(frames[np.arange(8), np.maximum(left_track, 0)][left_track >= 0][:, 0, 0],
+                                  [t for t in range(8) if left_track[t] >= 0])  # fmt: skip
+    assert track_people(frames, min_fraction=0.0).shape[1] == 3  # the false detection kept as a track
+    assert track_people(np.full((4, 2, 3, 3), np.nan, np.float32)).shape == (4, 0)
 
 
 # --------------------------------------------------------------------------- filling gaps in time

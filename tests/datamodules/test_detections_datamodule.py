@@ -76,6 +76,23 @@ def test_coco_json_follows_the_walker_and_fills_the_gaps(coco_video):
     np.testing.assert_allclose(sequence.keypoints_2d, screen(walker[..., :2]), atol=1e-7, rtol=0)
 
 
+def test_people_all_lifts_every_tracked_person_as_its_own_video(coco_video):
+    data = loaded(coco_video, width=WIDTH, height=HEIGHT, input_layout="coco", people="all")
+    walker, bystander = data.videos  # the walker is more prominent (larger), so track 0
+    assert (walker.name, walker.track, bystander.name, bystander.track) == ("walk_person0", 0, "walk_person1", 1)
+    np.testing.assert_array_equal(walker.person, [1, 1, -1, 1, 1])
+    np.testing.assert_array_equal(bystander.person, [0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        walker.keypoints, loaded(coco_video, width=WIDTH, height=HEIGHT, input_layout="coco").videos[0].keypoints
+    )
+    np.testing.assert_array_equal(
+        bystander.keypoints[..., :2], np.broadcast_to(coco_person(600.0, 0.2)[..., :2], (5, 17, 2))
+    )
+    assert [s.subject for s in data.sequences["test"]] == ["walk_person0", "walk_person1"]
+    with pytest.raises(ValueError, match="people must be 'one' or 'all', got 'both'"):
+        DetectionsDataModule(str(coco_video), people="both")
+
+
 def test_video_length_and_first_image_id_place_the_frames(coco_video):
     shifted = [dict(entry, image_id=entry["image_id"] + 100) for entry in json.loads(coco_video.read_text())]
     path = coco_video.with_name("shifted.json")
