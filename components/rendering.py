@@ -4,6 +4,8 @@
 - :func:`pose_figure`: one frame's 2D input beside the predicted and true 3D skeletons (TensorBoard figures);
 - :func:`render_animation` writes a GIF (matplotlib's ``PillowWriter``) or an MP4 (``imageio-ffmpeg``, the
   optional ``video`` extra) with one frame per pose.
+- :func:`render_overlay` writes an MP4 of the original video frames with the 2D skeleton drawn over them,
+  beside the 3D view: the input's frame count and rate;
 - :func:`contact_sheet` writes one PNG with evenly spaced frames of the clip in a grid of 2D + 3D panels.
 
 Axis limits are fixed over the whole clip, so motion is visible as motion rather than as rescaled axes. The 3D
@@ -15,7 +17,7 @@ through a temporary file in its folder and a rename.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from torch import Tensor
@@ -191,13 +194,9 @@ class _PosePanels:
 
     def __init__(self, figure, flat_spec, space_spec, clip: _Clip, labelled: bool = True) -> None:
         self.clip = clip
-        self.flat = figure.add_subplot(flat_spec)
-        self.flat_lines = LineCollection(clip.flat[0], colors=clip.flat_colours, linewidths=1.5)
-        self.flat.add_collection(self.flat_lines)
-        self.flat.set_xlim(*clip.flat_limits[0])
-        self.flat.set_ylim(*clip.flat_limits[1])  # top below bottom: image y points down
-        self.flat.set_aspect("equal")
-        self.flat.tick_params(labelsize=6)
+        self.flat = None
+        if flat_spec is not None:
+            self._add_flat(figure, flat_spec, labelled)
         self.space = figure.add_subplot(space_spec, projection="3d")
         self.space_lines = Line3DCollection(clip.space[0], colors=clip.space_colours, linewidths=1.5)
         self.space.add_collection(self.space_lines)
@@ -205,16 +204,29 @@ class _PosePanels:
         self.space.tick_params(labelsize=6)
         self.space.locator_params(nbins=4)  # fewer ticks: the default ones overlap at video sizes
         if labelled:
-            self.flat.set_title("2D input (px)", fontsize=8)
             self.space.set_title("3D (m): x, depth z, up -y", fontsize=8)
         else:  # small grid panels: tick labels would run into the neighbouring panel
-            self.flat.tick_params(labelbottom=False, labelleft=False)
             self.space.set_xticklabels([])
             self.space.set_yticklabels([])
             self.space.set_zticklabels([])
 
+    def _add_flat(self, figure, flat_spec, labelled: bool) -> None:
+        clip = self.clip
+        self.flat = figure.add_subplot(flat_spec)
+        self.flat_lines = LineCollection(clip.flat[0], colors=clip.flat_colours, linewidths=1.5)
+        self.flat.add_collection(self.flat_lines)
+        self.flat.set_xlim(*clip.flat_limits[0])
+        self.flat.set_ylim(*clip.flat_limits[1])  # top below bottom: image y points down
+        self.flat.set_aspect("equal")
+        self.flat.tick_params(labelsize=6)
+        if labelled:
+            self.flat.set_title("2D input (px)", fontsize=8)
+        else:
+            self.flat.tick_params(labelbottom=False, labelleft=False)
+
     def show(self, frame: int) -> None:
-        self.flat_lines.set_segments(self.clip.flat[frame])
+        if self.flat is not None:
+            self.flat_lines.set_segments(self.clip.flat[frame])
         self.space_lines.set_segments(self.clip.space[frame])
 
 
@@ -280,15 +292,73 @@ def render_animation(
     return path
 
 
-def _write_gif(figure, show, frames: int, path: Path, fps: float, size: tuple[int, int]) -> None:
-    writer = PillowWriter(fps=fps)
-    with writer.saving(figure, str(path), dpi=DPI):
-        for frame in range(frames):
-            show(frame)
-            writer.grab_frame()
+def render_overlay(
+    frame_batches: Iterable[np.ndarray],
+    keypoints_2d,
+    poses_3d,
+    input_skeleton: Skeleton,
+    output_skeleton: Skeleton,
+    path: str | Path,
+    fps: float,
+    height: int = 480,
+) -> Path:
+    """An MP4 of the original frames with the 2D skeleton drawn over them (left) beside the 3D view (right).
+
+    Args:
+        frame_batches: the video's frames in order, ``(B, H, W, 3)`` uint8 RGB batches (streamed: the video is
+            never held whole); there must be exactly one per pose.
+        keypoints_2d: ``(F, J_in, >=2)`` pixels of the original frames. poses_3d: ``(F, J_out, 3)`` metres.
+        path: the ``.mp4`` to write; fps: the input's rate (the output has the input's frame count and rate).
+        height: output height in pixels (even); the frame keeps its aspect ratio, the 3D panel is square.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".mp4" or height % 2 or height < 2:
+        raise InputError(f"{path}: an overlay is an .mp4 of even height, got height {height}")
+    clip = _prepare(keypoints_2d, poses_3d, input_skeleton, output_skeleton, None)
+    figure = _figure((height, height))
+    panels = _PosePanels(figure, None, 111, clip)
+    colours = _bones(input_skeleton)[1]
+    rgb_colours = [tuple(round(255 * c) for c in to_rgb(colour)) for colour in colours]
+    with atomic_destination(path) as temporary:
+        encoder, frame = None, 0
+        try:
+            for batch in frame_batches:
+                for image in batch:
+                    if frame >= clip.num_frames:
+                        raise InputError(f"{path}: the video has more frames than the {clip.num_frames} poses")
+                    panels.show(frame)
+                    figure.canvas.draw()
+                    space = np.asarray(figure.canvas.buffer_rgba())[..., :3]
+                    picture = _drawn_frame(image, clip.flat[frame], rgb_colours, height)
+                    combined = np.ascontiguousarray(np.concatenate([picture, space], axis=1))
+                    if encoder is None:
+                        encoder = _mp4_encoder(temporary, (combined.shape[1], height), fps)
+                    encoder.send(combined.tobytes())
+                    frame += 1
+        finally:
+            if encoder is not None:
+                encoder.close()
+        if frame != clip.num_frames:
+            raise InputError(f"{path}: the video has {frame} frames, but there are {clip.num_frames} poses")
+    return path
 
 
-def _write_mp4(figure, show, frames: int, path: Path, fps: float, size: tuple[int, int]) -> None:
+def _drawn_frame(image: np.ndarray, segments: np.ndarray, colours: list[tuple[int, ...]], height: int) -> np.ndarray:
+    """``image`` scaled to ``height`` (even width) with the ``(B, 2, 2)`` pixel bone segments drawn over it."""
+    from PIL import Image, ImageDraw
+
+    scale = height / image.shape[0]
+    width = max(2, 2 * round(image.shape[1] * scale / 2))
+    picture = Image.fromarray(image).resize((width, height), Image.BILINEAR)
+    draw = ImageDraw.Draw(picture)
+    scaled = segments * np.array([width / image.shape[1], scale])
+    for (start, end), colour in zip(scaled.tolist(), colours, strict=True):  # a bone per line: tens per frame
+        if np.isfinite(start + end).all():
+            draw.line([tuple(start), tuple(end)], fill=colour, width=max(2, height // 160))
+    return np.asarray(picture)
+
+
+def _mp4_encoder(path: Path, size: tuple[int, int], fps: float):
     try:
         import imageio_ffmpeg
     except ImportError:
@@ -298,6 +368,19 @@ def _write_mp4(figure, show, frames: int, path: Path, fps: float, size: tuple[in
         str(path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", macro_block_size=1
     )
     encoder.send(None)  # starts ffmpeg
+    return encoder
+
+
+def _write_gif(figure, show, frames: int, path: Path, fps: float, size: tuple[int, int]) -> None:
+    writer = PillowWriter(fps=fps)
+    with writer.saving(figure, str(path), dpi=DPI):
+        for frame in range(frames):
+            show(frame)
+            writer.grab_frame()
+
+
+def _write_mp4(figure, show, frames: int, path: Path, fps: float, size: tuple[int, int]) -> None:
+    encoder = _mp4_encoder(path, size, fps)
     try:
         for frame in range(frames):
             show(frame)

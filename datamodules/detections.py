@@ -33,7 +33,7 @@ from components.skeleton import Skeleton, layout
 from datamodules.base import PoseDataModule
 from datamodules.detection_files import Detections, read_detections
 from datamodules.sequence import PoseSequence
-from datamodules.video import is_frame_source, open_frames
+from datamodules.video import FrameSource, is_frame_source, open_frames
 from datamodules.video_detections import detect
 
 PREDICT_SPLIT = "test"  # the split PoseDataModule.predict_dataloader serves
@@ -57,6 +57,8 @@ class VideoTrack:
         width, height: frame size in pixels.
         fps: frames per second.
         track: the person's track id (``people="all"``: 0 is the most prominent; ``"one"``: always 0).
+        frames: the video or image folder the 2D was detected in (:class:`datamodules.video.FrameSource`), so
+            the writer can draw over the original frames; None for detection files.
     """
 
     name: str
@@ -68,6 +70,7 @@ class VideoTrack:
     height: float
     fps: float
     track: int = 0
+    frames: FrameSource | None = None
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -156,12 +159,13 @@ class DetectionsDataModule(PoseDataModule):
     # -- loading -------------------------------------------------------------------------------------------------
     def load_sequences(self) -> dict[str, list[PoseSequence]]:
         if is_frame_source(self.path):
-            found, fps = self._detect_frames()
+            found, source = self._detect_frames()
+            fps = source.fps
         else:
-            found, fps = self._read_files(), self.fps or DEFAULT_FPS
+            found, fps, source = self._read_files(), self.fps or DEFAULT_FPS, None
         if not found:
             raise InputError(f"{self.path}: no video in the detection file")
-        self.videos = [video for detections in found for video in self._tracks(detections, fps)]
+        self.videos = [video for detections in found for video in self._tracks(detections, fps, source)]
         return {PREDICT_SPLIT: [self._sequence(video) for video in self.videos]}
 
     def _read_files(self) -> list[Detections]:
@@ -169,7 +173,7 @@ class DetectionsDataModule(PoseDataModule):
             self.path, self.format, self.source_layout, self.width, self.height, self.num_frames, self.first_image_id
         )
 
-    def _detect_frames(self) -> tuple[list[Detections], float]:
+    def _detect_frames(self) -> tuple[list[Detections], FrameSource]:
         """Detect the people of every frame of the video or image folder (or reuse its cached detections)."""
         from components.detectors.loading import load_detector
 
@@ -178,9 +182,9 @@ class DetectionsDataModule(PoseDataModule):
         detector = load_detector(self.detector, device)
         cache = Path(self.detections_dir) if self.detections_dir else source.path.parent
         found = detect(source, detector, self.detector, cache, self.detector_batch_size, sys.stderr.isatty())
-        return [found], source.fps
+        return [found], source
 
-    def _tracks(self, detections: Detections, fps: float) -> list[VideoTrack]:
+    def _tracks(self, detections: Detections, fps: float, source: FrameSource | None) -> list[VideoTrack]:
         """Follow, convert and fill one video's person, or every tracked person (see the module docstring)."""
         where = f"{self.path}: video {detections.name!r}"
         if detections.width is None or detections.height is None:
@@ -196,9 +200,11 @@ class DetectionsDataModule(PoseDataModule):
             people = track_people(detections.keypoints, self.min_iou, self.reacquire_after)
         if (people < 0).all():
             raise InputError(f"{where}: nobody is detected in any of its {len(people)} frames")
-        return [self._track(detections, fps, person, track) for track, person in enumerate(people.T)]
+        return [self._track(detections, fps, person, track, source) for track, person in enumerate(people.T)]
 
-    def _track(self, detections: Detections, fps: float, person: np.ndarray, track: int) -> VideoTrack:
+    def _track(
+        self, detections: Detections, fps: float, person: np.ndarray, track: int, source: FrameSource | None
+    ) -> VideoTrack:
         """Convert and fill the keypoints of one followed ``person`` ``(F,)`` (index per frame, -1: absent)."""
         where = f"{self.path}: video {detections.name!r}"
         present = (person >= 0)[:, None, None]
@@ -218,6 +224,7 @@ class DetectionsDataModule(PoseDataModule):
             height=float(detections.height),
             fps=float(fps),
             track=track,
+            frames=source,
         )
 
     def _sequence(self, video: VideoTrack) -> PoseSequence:

@@ -15,7 +15,8 @@ Per video ``NAME`` (the datamodule's ``videos``, e.g. :class:`datamodules.detect
   ``joint_names`` ``(J_out,)``; ``input_joint_names`` ``(J_in,)``; ``fps``, ``width``, ``height``; ``track``
   (the person's track id: ``people="all"`` writes one ``NAME_person<track>`` set per tracked person).
 - ``NAME.json``: the same, one object per frame.
-- ``NAME.gif``/``.mp4`` and ``NAME.png`` when ``render``/``sheet`` are on.
+- ``NAME.gif``/``.mp4`` and ``NAME.png`` when ``render``/``sheet`` are on; for a video input the animation is
+  ``NAME.mp4`` with the 2D drawn over the original frames beside the 3D view (the input's frame count and rate).
 
 Every file is written to a temporary file in ``out_dir`` and renamed, so a file either is complete or absent.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -47,6 +48,12 @@ JSON_UNITS = {
 }
 
 
+class FrameBatches(Protocol):
+    """The original frames of a video input (``datamodules.video.FrameSource``)."""
+
+    def batches(self, size: int) -> Iterator[np.ndarray]: ...
+
+
 class PredictedVideo(Protocol):
     """What the writer reads of each video in ``datamodule.videos`` (``datamodules.detections.VideoTrack``)."""
 
@@ -59,6 +66,7 @@ class PredictedVideo(Protocol):
     height: float
     fps: float
     track: int  # the person's track id (0 when one person per video is lifted)
+    frames: FrameBatches | None  # the original frames (a video input), else None
 
     def __len__(self) -> int: ...
 
@@ -205,7 +213,8 @@ class PosePredictionWriter(BasePredictionWriter):
     Args:
         out_dir: folder for the outputs (created). None: the trainer's ``default_root_dir``, where LightningCLI
             also saves the merged ``config.yaml``, a record of how the outputs were made.
-        render: also write an animation of the 2D input beside the 3D output.
+        render: also write an animation of the 2D input beside the 3D output (a video input: an MP4 of its own
+            frames with the 2D drawn over them, beside the 3D view).
         video_format: ``gif`` (no extra dependency) or ``mp4`` (needs ``imageio-ffmpeg``).
         sheet: also write a PNG contact sheet of evenly spaced frames.
     """
@@ -281,7 +290,15 @@ class PosePredictionWriter(BasePredictionWriter):
         with atomic_destination(files["json"]) as temporary:
             temporary.write_text(json.dumps(frames_json(video.name, arrays), indent=1))
         image_size = (video.width, video.height)
-        if self.render:
+        if self.render and video.frames is not None:  # a video input: draw over its own frames
+            files["video"] = stem.with_name(f"{stem.name}.mp4")
+            from components.rendering import render_overlay
+
+            render_overlay(
+                video.frames.batches(16), video.keypoints, poses_3d, input_skeleton, output_skeleton, files["video"],
+                video.fps,
+            )  # fmt: skip
+        elif self.render:
             files["video"] = stem.with_name(f"{stem.name}.{self.video_format}")
             from components.rendering import render_animation  # matplotlib only when drawing
 

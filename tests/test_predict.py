@@ -255,6 +255,9 @@ def test_predict_from_a_real_video_detects_lifts_and_caches_the_2d(setup, tmp_pa
     first = YoloPoseDetector.from_weights(yolo_weights)(frames[:1])[0].keypoints[0]
     knee = arrays["keypoints_2d"][0, H36M_17.index("left_knee")]
     np.testing.assert_allclose(knee, first[COCO_17.index("left_knee"), :2], atol=0.01)
+    overlay = open_frames(out / "walk.mp4")  # the original frames with the 2D drawn, beside the 3D view
+    assert (overlay.fps, overlay.expected_frames, overlay.height) == (60.0, 6, 480)
+    assert sum(len(batch) for batch in overlay.batches(4)) == 6
     cached = json.loads((out / "walk.yolo11n-pose.keypoints.json").read_text())
     assert {entry["image_id"] for entry in cached} == set(range(6)) and all(e["category_id"] == 1 for e in cached)
     # Lifting again reuses the cached 2D: the detector does not run, the file is not rewritten.

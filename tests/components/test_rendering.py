@@ -69,3 +69,27 @@ def test_rendering_errors(tmp_path):
     with pytest.raises(ValueError, match=r"expected the extension '\.png', got '\.jpg'"):
         contact_sheet(keypoints, poses, COCO_17, H36M_17, tmp_path / "sheet.jpg")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_overlay_draws_the_2d_on_the_original_frames_beside_the_3d(tmp_path):
+    from components.rendering import render_overlay
+    from datamodules.video import open_frames
+
+    pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg")
+    keypoints, poses = clip()
+    keypoints = np.broadcast_to(keypoints, (FRAMES, COCO_17.num_joints, 2)).copy()
+    keypoints[:, COCO_17.index("left_hip")] = (100, 240)  # a long horizontal bone: left hip -> left knee
+    keypoints[:, COCO_17.index("left_knee")] = (540, 240)
+    frames = np.zeros((FRAMES, 480, 640, 3), np.uint8)  # black frames: whatever is coloured was drawn
+    batches = (frames[i : i + 4] for i in range(0, FRAMES, 4))
+    path = render_overlay(batches, keypoints, poses, COCO_17, H36M_17, tmp_path / "overlay.mp4", fps=12, height=96)
+    video = open_frames(path)
+    assert (video.width, video.height, video.fps, video.expected_frames) == (128 + 96, 96, 12.0, FRAMES)
+    first = next(video.batches(FRAMES)).astype(int)
+    assert len(first) == FRAMES
+    middle = first[0, 48, 64]  # the bone's middle, scaled by 96 / 480: (320, 240) -> (64, 48)
+    assert middle[2] > 120 and middle[2] > middle[0] + 60  # tab:blue (left side), through the lossy codec
+    assert first[0, 10, 10].max() < 30  # the frame itself stays black away from the bones
+    with pytest.raises(ValueError, match="the video has 5 frames, but there are 6 poses"):
+        render_overlay([frames[:5]], keypoints, poses, COCO_17, H36M_17, tmp_path / "short.mp4", fps=12, height=96)
+    assert not (tmp_path / "short.mp4").exists()
