@@ -48,9 +48,7 @@ class UltralyticsPoseDetector:
         except (FileNotFoundError, OSError, RuntimeError, ValueError) as error:
             raise InputError(f"detector {name!r}: Ultralytics cannot load it ({error})") from None
         if getattr(self.model, "task", "pose") != "pose":
-            raise InputError(
-                f"detector {name!r}: a {self.model.task} model; a pose model is needed (e.g. yolo11n-pose)"
-            )
+            raise InputError(f"detector {name!r}: a {self.model.task} model, not a pose model (e.g. yolo11n-pose)")
         self.device = str(device)
 
     def __call__(self, frames: np.ndarray) -> list:
