@@ -102,6 +102,24 @@ def image_coordinates(points, width: float, height: float):
     return (points + _offset(points, width, height)) * width / 2
 
 
+def normalize_to_person(keypoints: Tensor, eps: float = 1e-6) -> Tensor:
+    """Re-centre and rescale every frame's 2D on the person: independent of frame size, orientation and position.
+
+    Args:
+        keypoints: ``(..., J, F)`` with x, y first (any units: pixels or screen units); features after x, y
+            (a score) are kept.
+
+    Returns:
+        The same shape: x, y minus the mean of the frame's joints, divided by their root-mean-square distance from
+        it (``eps`` where all joints coincide). Translating or uniformly scaling a frame leaves the result
+        unchanged, and it commutes with the horizontal flip (x negated, left/right joints swapped).
+    """
+    xy = keypoints[..., :2]
+    offset = xy - xy.mean(-2, keepdim=True)
+    spread = offset.square().sum(-1, keepdim=True).mean(-2, keepdim=True).sqrt().clamp_min(eps)
+    return torch.cat([offset / spread, keypoints[..., 2:]], -1)
+
+
 def _offset(points, width: float, height: float):
     offset = [1.0, height / width]
     if isinstance(points, Tensor):

@@ -65,6 +65,11 @@ class LiftingModule(pl.LightningModule):
                 f"trajectory_model has timing {Timing.of(trajectory_model)}, the lifter {timing}: both must see "
                 "the same frames (set the same filter widths and causality)"
             )
+        if getattr(trajectory_model, "input_normalization", "screen") != "screen":
+            raise InputError(
+                "trajectory_model has input_normalization 'person', which discards the position it must read: "
+                "give it input_normalization 'screen' (the lifter may keep 'person')"
+            )
         self.lifter, self.trajectory_model = lifter, trajectory_model
         self.input_skeleton, self.output_skeleton = layout(input_layout), layout(output_layout)
         self.flip = {"val": flip_val, "test": flip_test, "predict": flip_test}

@@ -33,13 +33,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.camera import normalize_to_person
 from components.errors import InputError
 from components.lifter import Timing
+
+INPUT_NORMALIZATIONS = ("screen", "person")
 
 
 class TemporalConvLifter(nn.Module):
@@ -59,6 +63,11 @@ class TemporalConvLifter(nn.Module):
         causal: each output frame is the *last* frame of its window instead of the centre, so a window of
             ``receptive_field`` frames ending at ``t`` predicts ``t``; residuals take the last frame of each block
             input accordingly.
+        input_normalization: ``screen`` lifts the input as given (screen-normalised by the frame width, as
+            published); ``person`` first re-centres and rescales every frame on the person
+            (:func:`components.camera.normalize_to_person`), so the lifter does not depend on the frame's size
+            and orientation (a portrait phone video) or on where the person stands. A trajectory model needs
+            ``screen``: it reads the position the other discards.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class TemporalConvLifter(nn.Module):
         channels: int = 1024,
         dropout: float = 0.25,
         causal: bool = False,
+        input_normalization: Literal["screen", "person"] = "screen",
     ) -> None:
         super().__init__()
         widths = tuple(int(w) for w in filter_widths)
@@ -77,6 +87,8 @@ class TemporalConvLifter(nn.Module):
             raise InputError(f"filter_widths must be a non-empty sequence of positive odd numbers, got {widths}")
         if not 0.0 <= dropout < 1.0:
             raise InputError(f"dropout must lie in [0, 1), got {dropout}")
+        if input_normalization not in INPUT_NORMALIZATIONS:
+            raise InputError(f"input_normalization must be one of {INPUT_NORMALIZATIONS}, got {input_normalization!r}")
         self.num_joints_in = num_joints_in
         self.num_joints_out = num_joints_out
         self.in_features = in_features
@@ -84,6 +96,7 @@ class TemporalConvLifter(nn.Module):
         self.channels = channels
         self.dropout = dropout
         self.causal = causal
+        self.input_normalization = input_normalization
         # The modules only hold the parameters (forward uses their weights directly, see the module docstring).
         # Registration order reproduces the published key order: the base class creates expand_bn and shrink.
         self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
@@ -122,7 +135,8 @@ class TemporalConvLifter(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"J_in={self.num_joints_in}, J_out={self.num_joints_out}, F={self.in_features}, "
-            f"filter_widths={self.filter_widths}, receptive_field={self.receptive_field}, causal={self.causal}"
+            f"filter_widths={self.filter_widths}, receptive_field={self.receptive_field}, causal={self.causal}, "
+            f"input_normalization={self.input_normalization}"
         )
 
     def forward(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
@@ -144,6 +158,8 @@ class TemporalConvLifter(nn.Module):
     def features(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
         """The last hidden layer, ``(B, T - receptive_field + 1, channels)``: the trunk other heads can share."""
         self._check_input(keypoints_2d, strided)
+        if self.input_normalization == "person":
+            keypoints_2d = normalize_to_person(keypoints_2d)
         batch, frames = keypoints_2d.shape[:2]
         x = self._hidden_layer(keypoints_2d.reshape(batch, frames, -1), 0, strided)
         for block in range(1, len(self.filter_widths)):

@@ -335,3 +335,50 @@ def test_gradients_keep_the_parameters_strides(strided: bool) -> None:
     lifter(torch.randn(4, frames, 17, 2), strided=strided).square().sum().backward()
     mismatched = [name for name, p in lifter.named_parameters() if p.grad.stride() != p.stride()]
     assert mismatched == []
+
+
+def test_person_normalization_removes_position_scale_and_frame_shape() -> None:
+    from components.camera import normalize_screen_coordinates, normalize_to_person
+    from components.skeleton import H36M_17
+
+    torch.manual_seed(3)
+    pixels = torch.rand(2, 9, 17, 2, dtype=torch.float64) * 400 + 300  # a person somewhere in a large frame
+    scores = torch.rand(2, 9, 17, 1, dtype=torch.float64)
+    normalized = normalize_to_person(torch.cat([pixels, scores], -1))
+    assert torch.equal(normalized[..., 2:], scores)  # scores pass through
+    xy = normalized[..., :2]
+    torch.testing.assert_close(xy.mean(-2), torch.zeros(2, 9, 2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(xy.square().sum(-1).mean(-1), torch.ones(2, 9, dtype=torch.float64))
+    moved = normalize_to_person(torch.cat([pixels * 2.5 + torch.tensor([-40.0, 7.0]), scores], -1))
+    torch.testing.assert_close(moved, normalized)  # translation and uniform scale leave no trace
+    flip = torch.tensor(H36M_17.flip_permutation)
+    mirrored = torch.cat([pixels * torch.tensor([-1.0, 1.0]), scores], -1)[..., flip, :]
+    torch.testing.assert_close(normalize_to_person(mirrored), normalized[..., flip, :] * torch.tensor([-1.0, 1, 1]))
+    # The same pixels in a portrait and in a landscape frame: screen units differ, the person view does not.
+    portrait = normalize_screen_coordinates(pixels, 1080, 1920)
+    landscape = normalize_screen_coordinates(pixels, 1920, 1080)
+    assert not torch.allclose(portrait, landscape)
+    torch.testing.assert_close(normalize_to_person(portrait), normalize_to_person(landscape))
+    still = normalize_to_person(torch.ones(1, 1, 17, 2))  # every joint on one point: no division by zero
+    assert torch.isfinite(still).all() and (still == 0).all()
+
+
+def test_person_normalized_lifter_is_invariant_and_refused_as_trajectory_model() -> None:
+    from lightning_modules.supervised import SupervisedLifting
+
+    torch.manual_seed(0)
+    lifter = TemporalConvLifter(filter_widths=(3, 3), channels=16, input_normalization="person").eval()
+    plain = TemporalConvLifter(filter_widths=(3, 3), channels=16).eval()
+    plain.load_state_dict(lifter.state_dict())  # same weights, the normalization is no parameter
+    keypoints = torch.rand(2, 11, 17, 2)
+    with torch.no_grad():
+        out = lifter(keypoints)
+        torch.testing.assert_close(lifter(keypoints * 0.3 + torch.tensor([0.5, -0.2])), out, atol=1e-5, rtol=0)
+        torch.testing.assert_close(lifter(keypoints[:, :9], strided=True), out[:, :1], atol=1e-5, rtol=0)
+        assert not torch.allclose(plain(keypoints), out, atol=1e-3)
+    assert "input_normalization=person" in repr(lifter)
+    with pytest.raises(ValueError, match="input_normalization must be one of \\('screen', 'person'\\), got 'box'"):
+        TemporalConvLifter(input_normalization="box")
+    trajectory = TemporalConvLifter(num_joints_out=1, filter_widths=(3, 3), channels=16, input_normalization="person")
+    with pytest.raises(ValueError, match="trajectory_model has input_normalization 'person'"):
+        SupervisedLifting(lifter, trajectory)
