@@ -15,7 +15,7 @@ Lifting your own 2D detections (one command; docs/inference.md)::
 Tools::
 
     poselift synthesize --out DIR --size default [--dataset h36m|3dhp]
-    poselift synthesize --from-mocap TAKES/ --out DIR [--rig RIG.json] [--mapping MAP.yaml]
+    poselift synthesize --from-mocap TAKES/ --out DIR [--rig RIG.json | --random-cameras] [--mapping MAP.yaml]
     poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
     poselift retrieval -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt [--baseline_ckpt SUPERVISED.ckpt]
     poselift export --ckpt_path RUN/checkpoints/best.ckpt --format onnx|torchscript --out PATH [--frames N]
@@ -257,6 +257,8 @@ def synthesize(argv: Sequence[str]) -> int:
     mocap.add_argument("--from-mocap", metavar="PATH", help="a BVH/TRC file, a folder <subject>/<action>.bvh, or a "
                        "YAML manifest of clips (file, subject, action, start, end)")  # fmt: skip
     mocap.add_argument("--rig", help="camera rig JSON (default: each subject's Human3.6M cameras)")
+    mocap.add_argument("--random-cameras", action="store_true", help="each subject its own random rig of 4 everyday "
+                       "cameras (tilt, roll, height, distance, focal length, portrait or landscape)")  # fmt: skip
     mocap.add_argument("--mapping", help="joint mapping YAML (default: a built-in one that fits the file)")
     mocap.add_argument("--units", default="auto", help="length unit of the files: auto, m, cm, mm, inch, cmu")
     mocap.add_argument("--up", default="auto", help="up axis of the files: auto, +y, +z, ...")
@@ -289,6 +291,7 @@ def synthesize_from_mocap(options: argparse.Namespace):
         min_seconds=options.min_seconds,
         split=not options.whole_clips,
         seed=options.seed,
+        random_cameras=options.random_cameras,
     )
     return convert_mocap(find_entries(options.from_mocap, options.subject), options.out, settings)
 

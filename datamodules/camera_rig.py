@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,71 @@ def camera_to_json(camera: CameraParameters) -> dict:
         "radial_distortion": list(camera.radial_distortion),
         "tangential_distortion": list(camera.tangential_distortion),
     }
+
+
+@dataclass(frozen=True)
+class RandomRig:
+    """Ranges of :func:`random_rig`: everyday cameras (phones on tripods or in hands, webcams, room cameras)
+    rather than the Human3.6M studio, so a lifter trained on them meets real videos' viewpoints and frames.
+
+    Attributes:
+        tilt_degrees: how far down the camera looks (0: level; phones filming people are often 20-35 down).
+        roll_degrees: rotation about the viewing axis, either way.
+        distance: metres from the capture centre along the floor.
+        focal_35mm: 35 mm-equivalent focal length (phones: 24-28; the diagonal of 36 x 24 mm is the reference).
+        portrait: probability of a portrait (1080 x 1920) rather than a landscape (1920 x 1080) frame.
+        target_height: metres above the floor where the camera points (about a standing person's middle).
+    """
+
+    tilt_degrees: tuple[float, float] = (0.0, 35.0)
+    roll_degrees: float = 6.0
+    distance: tuple[float, float] = (3.0, 6.0)
+    focal_35mm: tuple[float, float] = (22.0, 40.0)
+    portrait: float = 0.5
+    target_height: float = 0.9
+
+
+def random_rig(
+    rng: np.random.Generator, cameras: int = 4, ranges: RandomRig = RandomRig()
+) -> tuple[CameraParameters, ...]:
+    """``cameras`` cameras around the capture centre (the world origin, z up), each at a random azimuth,
+    tilt, roll, distance, focal length and frame orientation within ``ranges``, looking at the centre at
+    ``target_height``; the height follows from tilt and distance. No lens distortion."""
+    azimuth = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(cameras) / cameras + rng.uniform(-0.3, 0.3, cameras)
+    tilt = np.radians(rng.uniform(*ranges.tilt_degrees, cameras))
+    roll = np.radians(rng.uniform(-ranges.roll_degrees, ranges.roll_degrees, cameras))
+    distance = rng.uniform(*ranges.distance, cameras)
+    focal = rng.uniform(*ranges.focal_35mm, cameras)
+    portrait = rng.random(cameras) < ranges.portrait
+    rig = []
+    for i in range(cameras):  # a handful of cameras
+        width, height = (1080, 1920) if portrait[i] else (1920, 1080)
+        centre = np.array([np.cos(azimuth[i]), np.sin(azimuth[i]), 0.0]) * distance[i]
+        centre[2] = ranges.target_height + distance[i] * np.tan(tilt[i])
+        rotation = _look_at(centre, np.array([0.0, 0.0, ranges.target_height]), roll[i])
+        pixels = focal[i] / np.hypot(36.0, 24.0) * np.hypot(width, height)  # from the 35 mm diagonal
+        entry = {
+            "id": f"random{i}",
+            "width": width,
+            "height": height,
+            "focal_length": [pixels, pixels],
+            "center": [width / 2, height / 2],
+            "rotation": rotation.tolist(),
+            "translation": centre.tolist(),
+        }
+        rig.append(camera_from_json(entry, f"random camera {i}"))
+    return tuple(rig)
+
+
+def _look_at(position: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
+    """World -> camera rotation of a camera at ``position`` looking at ``target`` (x right, y down, z forward;
+    world z up), rolled by ``roll`` radians about the viewing axis."""
+    forward = (target - position) / np.linalg.norm(target - position)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    c, s = np.cos(roll), np.sin(roll)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.stack([right, down, forward])
 
 
 def _array(value, shape: tuple[int, ...], where: str) -> np.ndarray:

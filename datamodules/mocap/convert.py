@@ -33,8 +33,9 @@ import numpy as np
 
 from components.atomic import write_text_atomic
 from components.camera import H36M_SUBJECTS_WITH_CAMERAS, CameraParameters, h36m_cameras
+from components.errors import InputError
 from components.skeleton import H36M_17, H36M_32
-from datamodules.camera_rig import RIG_FILE, save_subject_cameras
+from datamodules.camera_rig import RIG_FILE, random_rig, save_subject_cameras
 from datamodules.mocap.clips import FORMATS, TARGET_FPS, load_clip
 from datamodules.mocap.errors import MocapFormatError
 from datamodules.mocap.mapping import JointMapping
@@ -68,7 +69,11 @@ class MocapOptions:
             cameras take those of S1, S5, ... in turn).
         min_seconds: the shortest piece a clip is cut into to fit the cameras' view.
         split: cut clips into pieces that fit (False: each clip must fit whole).
-        seed: seeds the facings and the detector noise.
+        seed: seeds the facings, the detector noise and random cameras.
+        random_cameras: give every subject its own random rig of 4 everyday cameras
+            (:func:`datamodules.camera_rig.random_rig`: height, tilt, roll, distance, focal length, portrait or
+            landscape frames) instead of the Human3.6M studio, so a lifter trained on the set meets real videos'
+            viewpoints; excludes ``rig``.
     """
 
     mapping: JointMapping | None = None
@@ -78,6 +83,7 @@ class MocapOptions:
     min_seconds: float = 1.0
     split: bool = True
     seed: int = 0
+    random_cameras: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,9 @@ def convert_mocap(
     """Convert ``entries`` and write the dataset files into ``out_dir`` (see the module docstring)."""
     out_dir = Path(out_dir)
     subjects = sorted({entry.subject for entry in entries}, key=lambda s: [e.subject for e in entries].index(s))
-    cameras = {subject: _cameras(subject, i, options.rig) for i, subject in enumerate(subjects)}
+    if options.random_cameras and options.rig is not None:
+        raise InputError("give either a camera rig or random cameras, not both")
+    cameras = {subject: _cameras(subject, i, options) for i, subject in enumerate(subjects)}
     positions_3d = {subject: {} for subject in subjects}
     provenance, dropped = [], 0
     for entry in entries:
@@ -185,9 +193,11 @@ def convert_mocap(
     )
 
 
-def _cameras(subject: str, index: int, rig) -> tuple[CameraParameters, ...]:
-    if rig is not None:
-        return tuple(rig)
+def _cameras(subject: str, index: int, options: MocapOptions) -> tuple[CameraParameters, ...]:
+    if options.random_cameras:
+        return random_rig(np.random.default_rng([options.seed, index, 0xCA]))
+    if options.rig is not None:
+        return tuple(options.rig)
     if subject in H36M_SUBJECTS_WITH_CAMERAS:
         return h36m_cameras(subject)
     return h36m_cameras(H36M_SUBJECTS_WITH_CAMERAS[index % len(H36M_SUBJECTS_WITH_CAMERAS)])

@@ -160,6 +160,60 @@ def test_converted_files_are_read_by_the_human36m_datamodule(tmp_path: Path):
     assert [c["id"] for c in rig["S9"]] == ["54138969", "55011271", "58860488", "60457274"]
 
 
+def test_random_rigs_point_everyday_cameras_at_the_centre():
+    from components.camera import world_to_camera
+    from datamodules.camera_rig import RandomRig, random_rig
+
+    rigs = [random_rig(np.random.default_rng(seed)) for seed in range(25)]
+    cameras = [camera for rig in rigs for camera in rig]
+    assert random_rig(np.random.default_rng(3)) == rigs[3]  # seeded
+    sizes = {(c.width, c.height) for c in cameras}
+    assert sizes == {(1920, 1080), (1080, 1920)}  # portrait and landscape frames
+    target = torch.tensor([[0.0, 0.0, RandomRig().target_height]])
+    for camera in cameras:
+        seen = world_to_camera(target, torch.tensor(camera.orientation), torch.tensor(camera.translation))[0]
+        assert abs(seen[0]) < 1e-5 and abs(seen[1]) < 1e-5 and 3.0 <= seen[2] <= 6.0 / np.cos(np.radians(35))
+        centre = np.asarray(camera.translation)
+        tilt = np.degrees(np.arctan2(centre[2] - RandomRig().target_height, np.hypot(*centre[:2])))
+        assert 0.0 <= tilt <= 35.0 + 1e-9
+        roll = np.degrees(np.arcsin(_world_up_in_camera(camera)[0]))  # up leans sideways by the roll
+        assert abs(roll) <= RandomRig().roll_degrees + 1e-6
+    rolls = [abs(np.degrees(np.arcsin(_world_up_in_camera(c)[0]))) for c in cameras]
+    assert max(rolls) > 3.0  # the cameras are really rolled
+
+
+def _world_up_in_camera(camera) -> np.ndarray:
+    from components.camera import world_to_camera
+
+    ends = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]) + torch.tensor(camera.translation)
+    points = world_to_camera(ends.float(), torch.tensor(camera.orientation), torch.tensor(camera.translation))
+    up = (points[1] - points[0]).numpy()
+    return up / np.linalg.norm(up)
+
+
+def test_random_cameras_give_each_subject_its_own_rig_read_back_by_the_datamodule(tmp_path: Path):
+    for subject in ("S1", "S9"):
+        write_walk_bvh(tmp_path / "takes" / subject / "Walking.bvh", frames=150, seed=int(subject[1:]))
+    convert_mocap(find_entries(tmp_path / "takes"), tmp_path / "set", MocapOptions(seed=3, random_cameras=True))
+    rig = json.loads((tmp_path / "set/cameras.json").read_text())["subjects"]
+    assert [c["id"] for c in rig["S1"]] == ["random0", "random1", "random2", "random3"]
+    assert rig["S1"] != rig["S9"]
+    data = Human36mDataModule(data_dir=str(tmp_path / "set"), train_subjects=["S1"], test_subjects=["S9"])
+    data.setup("fit")
+    for sequence in data.sequences["train"] + data.sequences["test"]:  # the 2D is the projection of the 3D
+        points = torch.from_numpy(sequence.poses_3d + sequence.trajectory).double()
+        projected = project_to_2d(points, torch.from_numpy(sequence.intrinsics).double())
+        assert np.allclose(projected.numpy(), sequence.keypoints_2d, atol=1e-5)
+    with pytest.raises(ValueError, match="give either a camera rig or random cameras, not both"):
+        convert_mocap(find_entries(tmp_path / "takes"), tmp_path / "other",
+                      MocapOptions(random_cameras=True, rig=tuple(data_rig(rig["S1"]))))  # fmt: skip
+    assert not (tmp_path / "other").exists()
+
+
+def data_rig(entries):
+    return [camera_from_json(entry, "rig") for entry in entries]
+
+
 def test_a_user_rig_is_used_and_checked(tmp_path: Path):
     from components.camera import h36m_cameras
 
