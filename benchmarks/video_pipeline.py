@@ -31,7 +31,7 @@ through ``open_frames(path).batches(8)`` and reports VmHWM - baseline; FFmpeg's 
 reported beside it. Target: the peak does not grow with the video's length.
 
     python benchmarks/video_pipeline.py                          # about 12 minutes on 2 cores
-    python benchmarks/video_pipeline.py --skip-memory            # the stages only (about 2 minutes)
+    python benchmarks/video_pipeline.py --skip-memory            # the stages only (about 3 minutes)
     python benchmarks/video_pipeline.py --markdown docs/benchmarks.md   # also write the ``video_pipeline`` block
 """
 
