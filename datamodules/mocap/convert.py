@@ -195,12 +195,26 @@ def convert_mocap(
 
 def _cameras(subject: str, index: int, options: MocapOptions) -> tuple[CameraParameters, ...]:
     if options.random_cameras:
-        return random_rig(np.random.default_rng([options.seed, index, 0xCA]))
+        return _roomy_random_rig(np.random.default_rng([options.seed, index, 0xCA]), subject)
     if options.rig is not None:
         return tuple(options.rig)
     if subject in H36M_SUBJECTS_WITH_CAMERAS:
         return h36m_cameras(subject)
     return h36m_cameras(H36M_SUBJECTS_WITH_CAMERAS[index % len(H36M_SUBJECTS_WITH_CAMERAS)])
+
+
+def _roomy_random_rig(rng: np.random.Generator, subject: str, min_axis: float = 0.3, tries: int = 200):
+    """A random rig whose shared floor area lets a person walk (both semi-axes of the area at least ``min_axis``
+    metres); rigs whose views barely overlap are drawn again from the same stream, so the result stays seeded."""
+    for _ in range(tries):
+        rig = random_rig(rng)
+        try:
+            volume = _volume(rig)
+        except InputError:
+            continue
+        if np.linalg.norm(volume.axes, axis=0).min() >= min_axis:
+            return rig
+    raise InputError(f"subject {subject}: no random camera rig out of {tries} left {min_axis} m to walk in")
 
 
 @cache

@@ -210,6 +210,21 @@ def test_random_cameras_give_each_subject_its_own_rig_read_back_by_the_datamodul
     assert not (tmp_path / "other").exists()
 
 
+def test_random_rigs_without_room_to_walk_are_drawn_again():
+    from datamodules.camera_rig import random_rig
+    from datamodules.mocap.convert import _roomy_random_rig
+    from datamodules.synthetic.volume import capture_volume
+
+    stream = [0, 2, 0xCA]  # its first rig's four views share no floor area
+    with pytest.raises(ValueError, match="share no floor area"):
+        capture_volume(random_rig(np.random.default_rng(stream)))
+    rig = _roomy_random_rig(np.random.default_rng(stream), "S7")
+    assert np.linalg.norm(capture_volume(rig).axes, axis=0).min() >= 0.3
+    assert rig == _roomy_random_rig(np.random.default_rng(stream), "S7")  # still seeded
+    with pytest.raises(ValueError, match="subject S7: no random camera rig out of 2 left 9.0 m to walk in"):
+        _roomy_random_rig(np.random.default_rng(stream), "S7", min_axis=9.0, tries=2)
+
+
 def data_rig(entries):
     return [camera_from_json(entry, "rig") for entry in entries]
 
