@@ -81,7 +81,7 @@ class SupervisedLifting(LiftingModule):
         super().on_train_batch_start(batch, batch_idx)
         momentum = self.bn_momentum_now()
         for model in (self.lifter, self.trajectory_model):
-            if model is not None:
+            if hasattr(model, "set_bn_momentum"):  # networks without BatchNorm (e.g. transformers) have none
                 model.set_bn_momentum(momentum)
         self.log("train/bn_momentum", momentum)
 

@@ -243,12 +243,12 @@ class DSTformer(nn.Module):
     def features(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
         """The representation ``(B, T, J_in, dim_rep)`` (tanh, in ``[-1, 1]``): the trunk other heads can share."""
         self._check_input(keypoints_2d, strided)
-        x = self.pos_drop(self.embed(keypoints_2d))
+        x = self.pos_drop(self.tokens(keypoints_2d))
         for layer in range(self.depth):
             x = self.fuse(layer, self.blocks_st[layer](x), self.blocks_ts[layer](x))
         return self.pre_logits(self.norm(x))
 
-    def embed(self, keypoints_2d: Tensor) -> Tensor:
+    def tokens(self, keypoints_2d: Tensor) -> Tensor:
         """``(B, T, J_in, F)`` -> ``(B, T, J_in, dim_feat)`` tokens with both embeddings, ``temp_embed[:, :T]``."""
         frames = keypoints_2d.shape[1]
         return self.joints_embed(keypoints_2d) + self.pos_embed[:, None] + self.temp_embed[:, :frames]

@@ -122,7 +122,7 @@ def test_every_output_frame_sees_the_whole_clip():
 def test_temporal_embedding_is_sliced_to_the_clip():
     model, x = small_model(), clips(2, 5)
     manual = model.joints_embed(x) + model.pos_embed[:, None] + model.temp_embed[:, :5]
-    torch.testing.assert_close(model.embed(x), manual)
+    torch.testing.assert_close(model.tokens(x), manual)
     out = model(x)
     with torch.no_grad():
         model.temp_embed[:, 5:] = 1e6  # rows for frames the clip does not have
@@ -137,7 +137,7 @@ def test_fusion_weights_are_a_softmax_per_token_and_weigh_the_streams():
     with torch.no_grad():  # non-zero logits, so the weights are not the initial halves
         torch.nn.init.normal_(model.ts_attn[0].weight)
         torch.nn.init.normal_(model.ts_attn[0].bias)
-    tokens = model.embed(x)
+    tokens = model.tokens(x)
     x_st, x_ts = model.blocks_st[0](tokens), model.blocks_ts[0](tokens)
     weights = model.fusion_weights(0, x_st, x_ts)
     assert weights.shape == (2, 5, 17, 2)
@@ -157,7 +157,7 @@ def test_forward_fuses_every_layer_through_ts_attn():
 
 def test_fusion_starts_at_equal_weights_and_averages_without_att_fuse():
     model, x = small_model(), clips(1, 3)
-    tokens = model.embed(x)
+    tokens = model.tokens(x)
     x_st, x_ts = model.blocks_st[0](tokens), model.blocks_ts[0](tokens)
     torch.testing.assert_close(model.fusion_weights(0, x_st, x_ts), torch.full((1, 3, 17, 2), 0.5))
     averaged = small_model(att_fuse=False)
