@@ -87,3 +87,17 @@ def test_missing_and_empty_inputs(tmp_path):
     with pytest.raises(MissingFileError, match="no images"):
         open_frames(tmp_path / "empty", fps=5)
     assert isinstance(FrameSource(tmp_path, 1, 1, 1.0), FrameSource)
+
+
+def test_a_video_without_frames_and_a_missing_decoder_are_named(tmp_path, monkeypatch):
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / "zero.mp4"), (64, 48), fps=25, macro_block_size=16)
+    writer.send(None)
+    writer.close()  # a container with a video stream and no frame
+    with pytest.raises(InputError, match=r"zero\.mp4: (not a video FFmpeg can read|the video has no frames)"):
+        list(open_frames(tmp_path / "zero.mp4").batches(4))
+    video = write_video(tmp_path / "clip.mp4", 3)
+    monkeypatch.setitem(__import__("sys").modules, "imageio_ffmpeg", None)  # as if not installed
+    with pytest.raises(
+        InputError, match=r"clip\.mp4: reading video needs imageio-ffmpeg: pip install 'poselift\[video\]'"
+    ):
+        open_frames(video)
