@@ -155,6 +155,20 @@ def test_temporal_regime_checkpoint_stands_on_its_own(experiment, regime, overri
     assert np.isfinite(float(module.last_tables["test"][0].rows[-1][1][0]))
 
 
+def test_sequence_to_sequence_lifter_trains_through_config_and_stands_on_its_own(tmp_path):
+    from components.networks.dstformer import DSTformer
+
+    small = ["--model.init_args.lifter.init_args.dim_feat", "16", "--model.init_args.lifter.init_args.dim_rep", "16",
+             "--model.init_args.lifter.init_args.depth", "1", "--model.init_args.lifter.init_args.maxlen", "27",
+             "--data.init_args.chunk_length", "27", "--data.init_args.eval_chunk_length", "27"]  # fmt: skip
+    run = fit(tmp_path / "runs", "synthetic_dstformer_small", *small)
+    moved = tmp_path / "moved.ckpt"
+    shutil.copy(run / "checkpoints/last.ckpt", moved)
+    module = _stands_on_its_own(SupervisedLifting, moved, run, tmp_path)
+    assert isinstance(module.lifter, DSTformer) and module.lifter.receptive_field == 1
+    assert np.isfinite(float(module.last_tables["test"][0].rows[-1][1][0]))
+
+
 def _student_fit(tmp_path: Path, teachers: Path, capsys) -> str:
     """``poselift fit`` of the student from ``teachers``; must stop with status 2 and write nothing."""
     root = tmp_path / "runs"
