@@ -64,6 +64,8 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         input_skeleton, output_skeleton: layouts of the 2D input and the 3D target (set by the subclass).
         batch_size: training windows per batch (per process under DDP).
         chunk_length: output frames per training window (1 for the single-frame strided lifter).
+        window_stride: frames between the starts of consecutive training windows of a sequence (None:
+            ``chunk_length``, windows tile the sequence; smaller overlaps them, e.g. 81 for 243-frame clips).
         receptive_field: input frames one output frame depends on (linked from the lifter by the CLI).
         causal: windows look only into the past (linked from the lifter).
         flip_augment: add a mirrored copy of every training window (doubling the epoch).
@@ -88,6 +90,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         output_skeleton: Skeleton,
         batch_size: int = 1024,
         chunk_length: int = 1,
+        window_stride: int | None = None,
         receptive_field: int = 1,
         causal: bool = False,
         flip_augment: bool = True,
@@ -101,7 +104,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
     ) -> None:
         super().__init__()
         self.input_skeleton, self.output_skeleton = input_skeleton, output_skeleton
-        self.batch_size, self.chunk_length = batch_size, chunk_length
+        self.batch_size, self.chunk_length, self.window_stride = batch_size, chunk_length, window_stride
         self.timing = Timing(receptive_field, causal)
         self.flip_augment, self.eval_chunk_length = flip_augment, eval_chunk_length
         self.num_workers, self.seed = num_workers, seed
@@ -258,7 +261,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
 
     def window_loader(self, split: str, seed_offset: int = 0, num_batches: int | None = None) -> DataLoader:
         """Shuffled training windows of ``split`` (``train`` or ``unlabeled``); see ``WindowBatchSampler``."""
-        windows = TrainingWindows(self._store(split), self.chunk_length)
+        windows = TrainingWindows(self._store(split), self.chunk_length, self.window_stride)
         world, rank = self._rank()
         sampler = WindowBatchSampler(windows, self.batch_size, True, self.seed + seed_offset, world, rank, num_batches)
         return self._loader(windows, sampler)

@@ -20,35 +20,40 @@ from components.errors import InputError
 from datamodules.store import SequenceStore
 
 
-def _tile(lengths: Tensor, chunk_length: int) -> tuple[Tensor, Tensor]:
-    """Windows of ``chunk_length`` frames tiling sequences of ``lengths`` ``(S,)`` frames.
+def _tile(lengths: Tensor, chunk_length: int, stride: int | None = None) -> tuple[Tensor, Tensor]:
+    """Windows of ``chunk_length`` frames covering sequences of ``lengths`` ``(S,)`` frames.
 
-    Windows start every ``chunk_length`` frames; the last one of a sequence ends at its last frame (so it may
-    overlap the one before). Sequences shorter than ``chunk_length`` give no window.
+    Windows start every ``stride`` frames (default ``chunk_length``: tiling); the last one of a sequence ends at
+    its last frame (so it may overlap the one before). Sequences shorter than ``chunk_length`` give no window.
 
     Returns:
         ``(W,)`` sequence index and ``(W,)`` first frame of every window, sequence-major.
     """
-    counts = torch.where(lengths >= chunk_length, (lengths + chunk_length - 1) // chunk_length, 0)
+    stride = chunk_length if stride is None else stride
+    spare = lengths - chunk_length  # frames a window can slide over
+    counts = torch.where(spare >= 0, (spare + stride - 1).div(stride, rounding_mode="floor") + 1, 0)
     owner = torch.repeat_interleave(torch.arange(len(lengths)), counts)
     first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     rank_in_sequence = torch.arange(len(owner)) - first
-    return owner, torch.minimum(rank_in_sequence * chunk_length, lengths[owner] - chunk_length)
+    return owner, torch.minimum(rank_in_sequence * stride, lengths[owner] - chunk_length)
 
 
 class TrainingWindows(Dataset):
     """Windows of ``chunk_length`` output frames tiling every sequence; indexed by a tensor of window ids.
 
-    Windows start every ``chunk_length`` frames; the last window of a sequence ends at its last frame (so it
-    may overlap the one before). Sequences shorter than ``chunk_length`` give no window. With flipping, ids
+    Windows start every ``stride`` frames (default ``chunk_length``: tiling; a smaller stride overlaps them, as
+    sequence-to-sequence recipes train); the last window of a sequence ends at its last frame (so it may overlap
+    the one before). Sequences shorter than ``chunk_length`` give no window. With flipping, ids
     ``>= num_windows`` are the mirrored versions of ids ``- num_windows`` (mirrored in the batch by the store).
     """
 
-    def __init__(self, store: SequenceStore, chunk_length: int = 1) -> None:
+    def __init__(self, store: SequenceStore, chunk_length: int = 1, stride: int | None = None) -> None:
         if chunk_length < 1:
             raise InputError(f"chunk_length must be >= 1, got {chunk_length}")
+        if stride is not None and stride < 1:
+            raise InputError(f"window_stride must be >= 1 or None, got {stride}")
         self.store, self.chunk_length = store, chunk_length
-        self.window_sequence, self.window_start = _tile(store.lengths, chunk_length)
+        self.window_sequence, self.window_start = _tile(store.lengths, chunk_length, stride)
         self.num_windows = len(self.window_sequence)
         if self.num_windows == 0:
             raise InputError(f"no sequence has the {chunk_length} frames one training window needs")

@@ -167,6 +167,18 @@ def test_training_windows_tile_sequences():
         TrainingWindows(store, chunk_length=20)
 
 
+def test_training_windows_overlap_with_a_smaller_stride():
+    store = make_store([10, 3, 11], receptive_field=1)
+    windows = TrainingWindows(store, chunk_length=4, stride=3)
+    # 10 frames -> 0, 3, 6 (the last one ends at frame 9); 3 frames -> none; 11 -> 0, 3, 6, 7.
+    assert windows.window_sequence.tolist() == [0, 0, 0, 2, 2, 2, 2]
+    assert windows.window_start.tolist() == [0, 3, 6, 0, 3, 6, 7]
+    tiled = TrainingWindows(store, chunk_length=4, stride=4)  # the stride of tiling is the default
+    assert tiled.window_start.tolist() == TrainingWindows(store, chunk_length=4).window_start.tolist()
+    with pytest.raises(ValueError, match="window_stride must be >= 1 or None, got 0"):
+        TrainingWindows(store, chunk_length=4, stride=0)
+
+
 def test_flip_doubles_the_window_ids():
     store = make_store([6], receptive_field=1, flip=True)
     windows = TrainingWindows(store)
