@@ -37,6 +37,14 @@ def weighted_mpjpe(pred: Tensor, target: Tensor, weights: Tensor) -> Tensor:
         raise InputError(f"weights {tuple(weights.shape)} do not broadcast to {tuple(distances.shape)}") from error
 
 
+def velocity_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean per-joint error of the frame-to-frame motion of ``(B, T, J, 3)`` poses (metres per frame): the
+    temporal-consistency term of sequence-to-sequence recipes. 0 for single-frame outputs (``T = 1``)."""
+    if pred.shape[1] < 2:
+        return pred.new_zeros(())
+    return pose_loss(pred.diff(dim=1), target.diff(dim=1))
+
+
 def trajectory_loss(pred: Tensor, target: Tensor) -> Tensor:
     """Root trajectory loss ``(B, T, 1, 3)`` in camera space: MPJPE weighted by the inverse true depth."""
     return weighted_mpjpe(pred, target, 1.0 / target[..., 2])

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from components.batch import PoseBatch
 from components.camera import project_to_2d, project_to_2d_linear
 from components.errors import InputError
-from components.losses import bone_length_loss, pose_loss, reprojection_loss, trajectory_loss
+from components.losses import bone_length_loss, reprojection_loss, trajectory_loss
 from lightning_modules.supervised import SupervisedLifting
 
 
@@ -91,15 +91,16 @@ class BackProjectionLifting(SupervisedLifting):
         trajectory = self.trajectory_model(inputs, strided=strided)
         count = len(labeled)
         losses = {
-            "pose": pose_loss(poses[:count], labeled.poses_3d),
+            **self.labeled_losses(poses[:count], labeled.poses_3d),
             "traj": trajectory_loss(trajectory[:count], labeled.trajectory),
         }
         if warm:
             losses["reprojection"] = self.reprojection(poses[count:], trajectory[count:], unlabeled)
             if self.bone_length_prior:
                 losses["bone"] = bone_length_loss(poses[:count], poses[count:], self.output_skeleton)
-        for name, value in losses.items():
-            self.log(f"train/loss_{name}", value)
+        for name in ("traj", "reprojection", "bone"):
+            if name in losses:
+                self.log(f"train/loss_{name}", losses[name])
         loss = sum(losses.values())
         self.log("train/loss", loss, prog_bar=True)
         return loss

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from components.batch import PoseBatch
 from components.errors import InputError
-from components.losses import pose_loss
 from components.metric_learning import batch_hard_triplet_loss, info_nce_loss, multiview_pairs
 from lightning_modules.supervised import SupervisedLifting
 
@@ -58,6 +57,7 @@ class MultiviewLifting(SupervisedLifting):
         lr_decay: float = 0.95,
         bn_momentum: tuple[float, float] = (0.1, 0.001),
         bn_schedule: Literal["step", "epoch"] = "step",
+        velocity_weight: float = 0.0,
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = True,
@@ -78,6 +78,7 @@ class MultiviewLifting(SupervisedLifting):
             lr_decay=lr_decay,
             bn_momentum=bn_momentum,
             bn_schedule=bn_schedule,
+            velocity_weight=velocity_weight,
             input_layout=input_layout,
             output_layout=output_layout,
             flip_test=flip_test,
@@ -112,9 +113,8 @@ class MultiviewLifting(SupervisedLifting):
         inputs = torch.cat([labeled.keypoints_2d, views.keypoints_2d])
         poses, embeddings = self.lifter.forward_with_embedding(inputs, strided=inputs.shape[1] == self.receptive_field)
         count = len(labeled)
-        losses = {"pose": pose_loss(poses[:count], labeled.poses_3d), "metric": self.metric(embeddings[count:], views)}
-        self.log("train/loss_pose_mm", losses["pose"] * 1000, prog_bar=True)
-        self.log("train/loss_metric", losses["metric"])
-        loss = losses["pose"] + self.metric_weight * losses["metric"]
+        metric = self.metric(embeddings[count:], views)
+        self.log("train/loss_metric", metric)
+        loss = sum(self.labeled_losses(poses[:count], labeled.poses_3d).values()) + self.metric_weight * metric
         self.log("train/loss", loss)
         return loss

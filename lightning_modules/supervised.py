@@ -10,11 +10,11 @@ import math
 from typing import Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from components.batch import PoseBatch
 from components.errors import InputError
-from components.losses import pose_loss, trajectory_loss
+from components.losses import pose_loss, trajectory_loss, velocity_loss
 from lightning_modules.base import LiftingModule
 
 
@@ -29,6 +29,8 @@ class SupervisedLifting(LiftingModule):
         bn_momentum: BatchNorm momentum at the start and at the end of training; decays geometrically.
         bn_schedule: ``"step"`` decays per optimizer step over the planned run (robust when epochs are short);
             ``"epoch"`` reproduces the published per-epoch decay.
+        velocity_weight: weight of the velocity loss (:func:`components.losses.velocity_loss`) added to the
+            labeled pose loss; 0 (the default) leaves it out. Sequence-to-sequence recipes use it.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class SupervisedLifting(LiftingModule):
         lr_decay: float = 0.95,
         bn_momentum: tuple[float, float] = (0.1, 0.001),
         bn_schedule: Literal["step", "epoch"] = "step",
+        velocity_weight: float = 0.0,
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = True,
@@ -58,6 +61,9 @@ class SupervisedLifting(LiftingModule):
         self.save_hyperparameters()
         if bn_schedule not in ("step", "epoch"):
             raise InputError(f"bn_schedule must be 'step' or 'epoch', got {bn_schedule!r}")
+        if velocity_weight < 0:
+            raise InputError(f"velocity_weight must be >= 0, got {velocity_weight}")
+        self.velocity_weight = velocity_weight
 
     def training_step(self, batch: PoseBatch, batch_idx: int) -> torch.Tensor:
         if not isinstance(batch, PoseBatch):
@@ -67,8 +73,8 @@ class SupervisedLifting(LiftingModule):
             )
         strided = batch.keypoints_2d.shape[1] == self.receptive_field
         pred = self.lifter(batch.keypoints_2d, strided=strided)
-        loss = pose_loss(pred, batch.poses_3d)
-        self.log("train/loss_pose_mm", loss * 1000, prog_bar=True)
+        labeled = self.labeled_losses(pred, batch.poses_3d)
+        loss = sum(labeled.values())
         if self.trajectory_model is not None:
             trajectory = self.trajectory_model(batch.keypoints_2d, strided=strided)
             loss_trajectory = trajectory_loss(trajectory, batch.trajectory)
@@ -76,6 +82,15 @@ class SupervisedLifting(LiftingModule):
             loss = loss + loss_trajectory
         self.log("train/loss", loss)
         return loss
+
+    def labeled_losses(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """The losses against 3D labels, logged (mm): the pose loss, and the weighted velocity loss when asked."""
+        losses = {"pose": pose_loss(pred, target)}
+        if self.velocity_weight > 0:
+            losses["velocity"] = self.velocity_weight * velocity_loss(pred, target)
+        for name, value in losses.items():
+            self.log(f"train/loss_{name}_mm", value * 1000, prog_bar=name == "pose")
+        return losses
 
     def on_train_batch_start(self, batch: PoseBatch, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)

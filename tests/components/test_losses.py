@@ -28,3 +28,14 @@ def test_weighted_mpjpe_checks_shapes():
         weighted_mpjpe(torch.zeros(2, 3), torch.zeros(2, 4), torch.ones(2))
     with pytest.raises(ValueError, match=r"weights \(3,\) do not broadcast to \(2, 5\)"):
         weighted_mpjpe(torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), torch.ones(3))
+
+
+def test_velocity_loss_is_the_mean_error_of_frame_to_frame_motion():
+    from components.losses import velocity_loss
+
+    target = torch.zeros(1, 3, 2, 3)
+    pred = target.clone()
+    pred[0, 1:, 0, 0] = 0.3  # joint 0 jumps 0.3 m between frames 0 and 1, then stays
+    assert velocity_loss(pred, target).item() == pytest.approx(0.3 / 4)  # one of 2 steps x 2 joints moved
+    assert velocity_loss(pred + 5.0, target).item() == pytest.approx(0.3 / 4)  # an offset has no motion
+    assert velocity_loss(pred[:, :1], target[:, :1]).item() == 0.0  # one frame: no motion to compare

@@ -66,11 +66,12 @@ def test_warm_up_then_unlabeled_losses_with_gradients_to_both_lifters():
     logged = {}
     model.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value.detach()))
     model.training_step(pair, 0)
-    assert set(logged) == {"train/loss_pose", "train/loss_traj", "train/loss"}  # epoch 0 < warm-up
+    assert set(logged) == {"train/loss_pose_mm", "train/loss_traj", "train/loss"}  # epoch 0 < warm-up
     model.trainer = type("T", (), {"current_epoch": 1})()  # past warm-up
     loss = model.training_step(pair, 0)
     assert {"train/loss_reprojection", "train/loss_bone"} <= set(logged)
-    assert loss.item() == pytest.approx(sum(v for k, v in logged.items() if k != "train/loss"), rel=1e-5)
+    parts = sum(v / (1000 if k.endswith("_mm") else 1) for k, v in logged.items() if k != "train/loss")
+    assert loss.item() == pytest.approx(parts, rel=1e-5)
     model.zero_grad()
     model.reprojection(*[o[len(pair["labeled"]) :] for o in _forward(model, pair)], pair["unlabeled"]).backward()
     for network in (model.lifter, model.trajectory_model):
