@@ -54,6 +54,7 @@ from ``--out`` when complete; lifting and scoring about a minute)
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import shlex
 import sys
@@ -350,18 +351,12 @@ def detect_all(videos: dict[str, Path], weights: Path, cache: Path) -> dict[str,
     from datamodules.video import open_frames
     from datamodules.video_detections import detect
 
-    loaded = []
-
-    def detector(frames: np.ndarray) -> list:  # loaded on first use: cached videos need none
-        if not loaded:
-            loaded.append(load_detector(str(weights)))
-        return loaded[0](frames)
-
+    loaded = functools.cache(lambda: load_detector(str(weights)))  # once, and only for videos not cached
     found = {}
     for name, video in videos.items():
         source = open_frames(video)
         print(f"detections of {name} ({source.width}x{source.height}, {source.fps:g} fps)", flush=True)
-        found[name] = detect(source, detector, str(weights), cache).keypoints
+        found[name] = detect(source, loaded, str(weights), cache).keypoints
     return found
 
 

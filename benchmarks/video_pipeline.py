@@ -171,7 +171,7 @@ def detect_stage(source: FirstFrames, detector, weights: Path) -> tuple[Stage, n
     """``detect()`` into a fresh cache folder; returns the stage and the first person's ``(F, 17, 3)`` pixels."""
     with tempfile.TemporaryDirectory(prefix="poselift_detect_") as cache:
         start = time.perf_counter()
-        found = detect(source, detector, str(weights), Path(cache), batch_size=BATCH, progress=False)
+        found = detect(source, lambda: detector, str(weights), Path(cache), batch_size=BATCH, progress=False)
         seconds = time.perf_counter() - start
     through = "decoding + detection + writing the COCO cache file"
     return Stage("`detect()`", through, source.count, seconds), found.keypoints[:, 0]

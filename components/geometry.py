@@ -73,6 +73,21 @@ def matrix_to_quaternion(matrix: Tensor) -> Tensor:
     return torch.where(quaternion[..., :1] < 0, -quaternion, quaternion)
 
 
+def look_at(position: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np.ndarray:
+    """``(3, 3)`` camera -> world rotation of a camera at ``position`` looking at ``target`` (world z up).
+
+    Its columns are the camera's axes in world coordinates: x right, y down, z forward; ``roll`` (radians)
+    turns the image about the optical axis. The world -> camera rotation is its transpose.
+    """
+    forward = np.asarray(target, dtype=np.float64) - position
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    columns = np.stack([right, np.cross(forward, right), forward], axis=-1)
+    c, s = np.cos(roll), np.sin(roll)
+    return columns @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
 def procrustes_align(pred: Tensor, target: Tensor, allow_reflection: bool = False) -> Tensor:
     """Align each pose of ``pred`` to ``target`` by the optimal similarity transform (scale, rotation, shift).
 

@@ -28,7 +28,7 @@ import torch
 from components.atomic import write_text_atomic
 from components.camera import CameraParameters
 from components.errors import InputError
-from components.geometry import matrix_to_quaternion, quaternion_to_matrix
+from components.geometry import look_at, matrix_to_quaternion, quaternion_to_matrix
 from datamodules.file_checks import read_json
 
 RIG_FILE = "cameras.json"
@@ -126,7 +126,8 @@ def random_rig(
         width, height = (1080, 1920) if portrait[i] else (1920, 1080)
         centre = np.array([np.cos(azimuth[i]), np.sin(azimuth[i]), 0.0]) * distance[i]
         centre[2] = ranges.target_height + distance[i] * np.tan(tilt[i])
-        rotation = _look_at(centre, np.array([0.0, 0.0, ranges.target_height]), roll[i])
+        # world -> camera is the transpose of look_at; the drawn roll is a turn of the world -> camera rotation
+        rotation = look_at(centre, np.array([0.0, 0.0, ranges.target_height]), -roll[i]).T
         pixels = focal[i] / np.hypot(36.0, 24.0) * np.hypot(width, height)  # from the 35 mm diagonal
         entry = {
             "id": f"random{i}",
@@ -139,17 +140,6 @@ def random_rig(
         }
         rig.append(camera_from_json(entry, f"random camera {i}"))
     return tuple(rig)
-
-
-def _look_at(position: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
-    """World -> camera rotation of a camera at ``position`` looking at ``target`` (x right, y down, z forward;
-    world z up), rolled by ``roll`` radians about the viewing axis."""
-    forward = (target - position) / np.linalg.norm(target - position)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    c, s = np.cos(roll), np.sin(roll)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.stack([right, down, forward])
 
 
 def _array(value, shape: tuple[int, ...], where: str) -> np.ndarray:

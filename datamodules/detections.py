@@ -179,9 +179,15 @@ class DetectionsDataModule(PoseDataModule):
 
         source = open_frames(self.path, self.fps)
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
-        detector = load_detector(self.detector, device)
         cache = Path(self.detections_dir) if self.detections_dir else source.path.parent
-        found = detect(source, detector, self.detector, cache, self.detector_batch_size, sys.stderr.isatty())
+        found = detect(
+            source,
+            lambda: load_detector(self.detector, device),
+            self.detector,
+            cache,
+            self.detector_batch_size,
+            sys.stderr.isatty(),
+        )
         return [found], source
 
     def _tracks(self, detections: Detections, fps: float, source: FrameSource | None) -> list[VideoTrack]:

@@ -45,7 +45,7 @@ def _fingerprint(source: FrameSource, detector_name: str) -> dict:
 
 def detect(
     source: FrameSource,
-    detector: Detector,
+    load_detector: Callable[[], Detector],
     detector_name: str,
     cache_dir: Path,
     batch_size: int = 8,
@@ -53,14 +53,15 @@ def detect(
 ) -> Detections:
     """The COCO-17 detections of every frame of ``source`` (cached under ``cache_dir``; see the module docs).
 
-    Frames where nobody is detected stay in the timeline as empty frames. Nothing is written unless every
-    frame was decoded and detected.
+    ``load_detector`` is called only when the cache cannot serve, so re-lifting neither loads nor fetches a
+    model. Frames where nobody is detected stay in the timeline as empty frames. Nothing is written unless
+    every frame was decoded and detected.
     """
     results, meta = cache_paths(source, cache_dir, detector_name)
     fingerprint = _fingerprint(source, detector_name)
     stored = _read_meta(meta)
     if stored is None or stored.get("fingerprint") != fingerprint or not results.is_file():
-        entries, frames = _run(source, detector, batch_size, progress)
+        entries, frames = _run(source, load_detector(), batch_size, progress)
         if not entries:
             raise InputError(f"{source.path}: nobody is detected in any of its {frames} frames")
         write_text_atomic(results, json.dumps(entries))

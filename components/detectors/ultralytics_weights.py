@@ -75,7 +75,7 @@ class _StandIn:
         return instance
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass  # the arguments were kept by __new__; nothing runs
+        """Accept any constructor arguments (``__new__`` kept them); no pickled class's code ever runs."""
 
     def __setstate__(self, state: Any) -> None:
         # modules pickle their __dict__; classes with __slots__ pickle (dict, slots)

@@ -32,6 +32,7 @@ import numpy as np
 
 from components.camera import CameraParameters
 from components.errors import InputError
+from components.geometry import look_at
 from components.skeleton import MPI_INF_3DHP_17, MPI_INF_3DHP_28, Skeleton
 from datamodules.mpi_inf_3dhp_files import (
     ANNOT_MAT,
@@ -125,12 +126,7 @@ def _look_at(centre: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np.nd
     """
     from scipy.spatial.transform import Rotation
 
-    forward = np.asarray(target, dtype=np.float64) - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    columns = np.stack([right, np.cross(forward, right), forward], axis=-1)  # camera axes in world coordinates
-    quaternion = Rotation.from_matrix(columns @ Rotation.from_euler("z", roll).as_matrix()).as_quat(scalar_first=True)
+    quaternion = Rotation.from_matrix(look_at(centre, target, roll)).as_quat(scalar_first=True)
     return quaternion * np.sign(quaternion[0])
 
 

@@ -101,3 +101,28 @@ def test_a_video_without_frames_and_a_missing_decoder_are_named(tmp_path, monkey
         InputError, match=r"clip\.mp4: reading video needs imageio-ffmpeg: pip install 'poselift\[video\]'"
     ):
         open_frames(video)
+
+
+def test_cached_detections_need_no_detector(tmp_path):
+    from types import SimpleNamespace
+
+    from datamodules.video_detections import detect
+
+    person = np.tile(np.array([[10.0, 20.0, 0.9]], np.float32), (17, 1))[None]  # one person, every joint at (10, 20)
+    calls = []
+
+    def load():
+        calls.append("loaded")
+        boxes = np.array([[5.0, 15.0, 15.0, 25.0, 0.8]], np.float32)
+        return lambda frames: [SimpleNamespace(keypoints=person, boxes=boxes) for _ in frames]
+
+    source = open_frames(write_video(tmp_path / "clip.mp4", 5))
+    first = detect(source, load, "stand-in.pt", tmp_path / "cache", batch_size=2, progress=False)
+    assert calls == ["loaded"] and first.keypoints.shape == (5, 1, 17, 3) and first.name == "clip"
+    np.testing.assert_array_equal(first.keypoints[:, 0], np.broadcast_to(person[0], (5, 17, 3)))
+
+    def fail():
+        raise AssertionError("the cache should have served")
+
+    again = detect(source, fail, "stand-in.pt", tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(again.keypoints, first.keypoints)
