@@ -17,6 +17,7 @@ Tools::
     poselift synthesize --out DIR --size default [--dataset h36m|3dhp]
     poselift synthesize --from-mocap TAKES/ --out DIR [--rig RIG.json | --random-cameras] [--mapping MAP.yaml]
     poselift import-videopose3d CHECKPOINT.bin --out MODEL.ckpt
+    poselift import-motionbert CHECKPOINT.bin|.pth --out MODEL.ckpt [--num-heads 8] [--output-scale 2.18]
     poselift retrieval -c RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt [--baseline_ckpt SUPERVISED.ckpt]
     poselift export --ckpt_path RUN/checkpoints/best.ckpt --format onnx|torchscript --out PATH [--frames N]
 
@@ -122,6 +123,7 @@ class PoseliftCLI(LightningCLI):
             self.check_writable(str(folder))
         self.check_checkpoint(self.config_init[self.subcommand])
         if self.datamodule is not None:
+            self.model.check_window_lengths(self.datamodule, self.subcommand)
             self.datamodule.setup(self.subcommand)
             for split in self.needed_splits():
                 self.datamodule.require_split(split)
@@ -296,6 +298,44 @@ def synthesize_from_mocap(options: argparse.Namespace):
     return convert_mocap(find_entries(options.from_mocap, options.subject), options.out, settings)
 
 
+def import_motionbert(argv: Sequence[str]) -> int:
+    from components.networks.motionbert import HUMAN36M_METRES_PER_UNIT
+    from lightning_modules.checkpoints import import_motionbert as convert
+
+    parser = argparse.ArgumentParser(prog="poselift import-motionbert", description=TOOLS["import-motionbert"].help)
+    parser.add_argument("checkpoint", help="official .bin (model_pos) or MMPose .pth (state_dict)")
+    parser.add_argument("--out", required=True, help="poselift checkpoint to write (.ckpt)")
+    parser.add_argument("--num-heads", type=int, default=8, help="attention heads (not stored in the weights)")
+    parser.add_argument(
+        "--output-scale",
+        type=float,
+        default=HUMAN36M_METRES_PER_UNIT,
+        help="metres per normalised 2.5D output unit (default: Human3.6M's cameras at 5 m)",
+    )
+    parser.add_argument("--input-layout", default="h36m", help="layout of the 2D input")
+    parser.add_argument("--output-layout", default="h36m", help="layout of the 3D output")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
+    )
+    options = parser.parse_args(argv)
+    module = convert(
+        options.checkpoint,
+        options.out,
+        num_heads=options.num_heads,
+        output_scale=options.output_scale,
+        input_layout=options.input_layout,
+        output_layout=options.output_layout,
+        trust_pickle=options.trust_pickle,
+    )
+    lifter = module.lifter
+    print(
+        f"wrote {options.out}: DSTformer depth {lifter.depth}, dim_feat {lifter.dim_feat}, {lifter.num_heads} heads, "
+        f"clips of up to {lifter.maxlen} frames, {lifter.num_joints_in} joints x {lifter.in_features} features, "
+        f"output x {lifter.output_scale} m"
+    )
+    return 0
+
+
 def import_videopose3d(argv: Sequence[str]) -> int:
     from lightning_modules.checkpoints import import_videopose3d as convert
 
@@ -424,6 +464,9 @@ TOOLS = {
         synthesize,
     ),
     "import-videopose3d": Tool("convert a VideoPose3D checkpoint into a poselift checkpoint", import_videopose3d),
+    "import-motionbert": Tool(
+        "convert a MotionBERT pose checkpoint (official or MMPose) into a poselift checkpoint", import_motionbert
+    ),
     "export": Tool("export a checkpoint's lifter to ONNX or TorchScript for deployment", export),
 }
 

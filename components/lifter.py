@@ -3,7 +3,8 @@ which input frames an output frame depends on.
 
 A lifter maps screen-normalised 2D ``(B, T_in, J_in, F)`` to root-relative camera-space poses in metres
 ``(B, T_in - receptive_field + 1, J_out, 3)``; it accepts ``strided=True`` for windows of exactly
-``receptive_field`` frames (its fast single-frame twin, when it has one).
+``receptive_field`` frames (its fast single-frame twin, when it has one). A lifter that takes windows of a bounded
+length (a sequence-to-sequence transformer's clips) says so with ``max_frames`` (input frames); others take any.
 
 Timing: output frame ``t`` of a window reads input frames ``[t, t + receptive_field)`` of that window, and belongs
 to input frame ``t + pad_before``: the centre of those frames, or the last one when the lifter is causal. A whole
@@ -24,6 +25,16 @@ from torch import Tensor
 from components.errors import InputError
 
 CONTRACT = ("receptive_field", "causal", "forward")
+
+
+def check_window_frames(lifter: object, frames: int | None, option: str) -> None:
+    """Raise naming ``option`` when windows of ``frames`` input frames (None: whole sequences of any length) are
+    longer than the lifter's ``max_frames``; lifters without it take any length."""
+    longest = getattr(lifter, "max_frames", None)
+    if longest is None or (frames is not None and frames <= longest):
+        return
+    given = "whole sequences (None)" if frames is None else f"windows of {frames} input frames"
+    raise InputError(f"{option} gives {given}, but the lifter takes at most max_frames={longest}: set it <= {longest}")
 
 
 @dataclass(frozen=True)

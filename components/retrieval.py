@@ -278,14 +278,26 @@ def _edge_padded(keypoints: np.ndarray, model: nn.Module) -> Tensor:
     return torch.from_numpy(Timing.of(model).pad_sequence(keypoints)).float()[None]
 
 
+def _every_frame(run: Callable[[Tensor], Tensor], keypoints: np.ndarray, lifter: nn.Module) -> Tensor:
+    """``run`` (``(1, T_in, J, F)`` -> ``(1, T_out, ...)``, a lifter or its ``embed``) over a whole sequence
+    ``(T, J, F)``: ``(T, ...)``, one output per frame, in windows of at most the lifter's ``max_frames`` when it
+    has that bound (a sequence-to-sequence transformer's clips; ``components.lifter``)."""
+    padded, longest = _edge_padded(keypoints, lifter), getattr(lifter, "max_frames", None)
+    if longest is None:
+        return run(padded)[0]
+    extra = Timing.of(lifter).receptive_field - 1
+    step, frames = longest - extra, padded.shape[1] - extra
+    return torch.cat([run(padded[:, start : min(start + step, frames) + extra])[0] for start in range(0, frames, step)])
+
+
 def embedding_features(lifter: nn.Module) -> Featurizer:
     """Features = the lifter's embedding of each frame."""
-    return lambda keypoints: lifter.embed(_edge_padded(keypoints, lifter))[0]
+    return lambda keypoints: _every_frame(lifter.embed, keypoints, lifter)
 
 
 def lifted_features(lifter: nn.Module, skeleton: Skeleton) -> Featurizer:
     """Features = the lifter's 3D pose of each frame, root-centred at unit scale."""
-    return lambda keypoints: normalized_pose(lifter(_edge_padded(keypoints, lifter))[0], root=skeleton.root).flatten(1)
+    return lambda keypoints: normalized_pose(_every_frame(lifter, keypoints, lifter), root=skeleton.root).flatten(1)
 
 
 def keypoint_features(skeleton: Skeleton) -> Featurizer:

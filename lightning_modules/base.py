@@ -17,7 +17,7 @@ from components.batch import PoseBatch
 from components.errors import InputError
 from components.evaluation import ActionwiseProtocol
 from components.geometry import flip_horizontal
-from components.lifter import Timing, check_lifter
+from components.lifter import Timing, check_lifter, check_window_frames
 from components.report import ResultTable
 from components.skeleton import layout
 from lightning_modules.checkpoints import check_architecture, complete_specs
@@ -200,6 +200,16 @@ class LiftingModule(pl.LightningModule):
     def check_fit_inputs(self, resuming: bool) -> None:
         """Raise for inputs of the regime that a fit would only meet later (``poselift fit`` calls it before
         anything is written); ``resuming`` says the fit continues a checkpoint. Nothing to check here."""
+
+    def check_window_lengths(self, datamodule: object, subcommand: str) -> None:
+        """Raise before anything runs when the data's windows (training ``chunk_length``, evaluation
+        ``eval_chunk_length``, in output frames) are longer than the lifter takes (``components.lifter``)."""
+        extra = self.receptive_field - 1
+        options = [("eval_chunk_length", getattr(datamodule, "eval_chunk_length", None))]
+        if subcommand == "fit":
+            options.append(("chunk_length", getattr(datamodule, "chunk_length", 1)))
+        for option, frames in options:
+            check_window_frames(self.lifter, None if frames is None else frames + extra, f"data {option}")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse weights of another architecture by naming what differs, before Lightning's strict load (whose

@@ -9,7 +9,7 @@
 - :func:`check_architecture`: a checkpoint of another architecture is refused by naming the differing arguments,
   not the tensors.
 - :func:`import_videopose3d` turns a published VideoPose3D ``.bin`` (pose model and, when present, trajectory
-  model) into a poselift checkpoint.
+  model) into a poselift checkpoint; :func:`import_motionbert` does the same for a MotionBERT pose checkpoint.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from torch import Tensor, nn
 
 from components.atomic import atomic_destination
 from components.errors import InputError, MissingFileError
+from components.networks.motionbert import HUMAN36M_METRES_PER_UNIT, load_motionbert
 from components.networks.videopose3d import lifter_from_state_dict, load_videopose3d_checkpoint
+from components.skeleton import layout
 
 ZIP_SIGNATURE = b"PK\x03\x04"
 FIRST_PARTY_NETWORKS = ("components.",)  # packages whose network classes a checkpoint may name without trust
@@ -85,12 +87,15 @@ def class_path(obj_or_cls) -> str:
 
 
 def init_args_of(module: nn.Module) -> dict:
-    """The constructor arguments a module kept as attributes (tuples as lists, for YAML and JSON)."""
+    """The constructor arguments a module kept as attributes (tuples as lists, networks it was given as specs:
+    plain values for YAML and JSON, and a checkpoint that loads without unpickling objects)."""
     args = {}
     for name in list(inspect.signature(type(module).__init__).parameters)[1:]:
         if hasattr(module, name):
             value = getattr(module, name)
             args[name] = list(value) if isinstance(value, tuple) else value
+            if isinstance(value, nn.Module):
+                args[name] = module_spec(value)
     return args
 
 
@@ -189,13 +194,47 @@ def import_videopose3d(
     trust_pickle: bool = False,
 ) -> nn.Module:
     """Convert a VideoPose3D checkpoint into a poselift checkpoint at ``out``; returns the rebuilt module."""
-    from lightning_modules.supervised import SupervisedLifting  # a regime: imported here, it imports this module
-
     checkpoint = load_videopose3d_checkpoint(source, trust_pickle)
     lifter, _ = lifter_from_state_dict(checkpoint["model_pos"], in_features, causal)
     trajectory_model = None
     if checkpoint.get("model_traj") is not None:
         trajectory_model, _ = lifter_from_state_dict(checkpoint["model_traj"], in_features, causal)
+    epoch = int(checkpoint.get("epoch", 0) or 0)
+    return _write_supervised(out, lifter, trajectory_model, input_layout, output_layout, epoch)
+
+
+def import_motionbert(
+    source: str | Path,
+    out: str | Path,
+    num_heads: int = 8,
+    output_scale: float = HUMAN36M_METRES_PER_UNIT,
+    input_layout: str = "h36m",
+    output_layout: str = "h36m",
+    trust_pickle: bool = False,
+) -> nn.Module:
+    """Convert a MotionBERT pose checkpoint (official or MMPose layout) into a poselift checkpoint at ``out``."""
+    lifter, _ = load_motionbert(source, num_heads, output_scale, trust_pickle)
+    joints = {"input": (input_layout, lifter.num_joints_in), "output": (output_layout, lifter.num_joints_out)}
+    for role, (name, count) in joints.items():
+        if layout(name).num_joints != count:
+            raise InputError(
+                f"{source} has {count} {role} joints but the {role} layout {name!r} has {layout(name).num_joints}: "
+                f"pass --{role}-layout with a {count}-joint layout"
+            )
+    return _write_supervised(out, lifter, None, input_layout, output_layout, epoch=0)
+
+
+def _write_supervised(
+    out: str | Path,
+    lifter: nn.Module,
+    trajectory_model: nn.Module | None,
+    input_layout: str,
+    output_layout: str,
+    epoch: int,
+) -> nn.Module:
+    """A :class:`SupervisedLifting` of imported networks, saved at ``out`` as ``poselift fit`` would; returned."""
+    from lightning_modules.supervised import SupervisedLifting  # a regime: imported here, it imports this module
+
     module = SupervisedLifting(
         lifter=lifter, trajectory_model=trajectory_model, input_layout=input_layout, output_layout=output_layout
     )
@@ -208,7 +247,7 @@ def import_videopose3d(
         "_instantiator": INSTANTIATOR,
     }
     payload = {
-        "epoch": int(checkpoint.get("epoch", 0) or 0),
+        "epoch": epoch,
         "global_step": 0,
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": module.state_dict(),
@@ -266,7 +305,15 @@ def _network(spec: object, name: str, path: str | Path, trust_pickle: bool) -> n
     if not (isinstance(spec, dict) and isinstance(spec.get("class_path"), str)):
         raise InputError(f"{path}: hyper_parameters[{name!r}] must be a network or a class_path spec, got {spec!r}")
     cls = _network_class(spec["class_path"], trust_pickle, f"{path}: hyper_parameters[{name!r}]")
-    return cls(**spec.get("init_args", {}))
+    init_args = {  # networks given to this one (a trunk) are specs too
+        arg: _network(value, f"{name}.{arg}", path, trust_pickle) if _is_spec(value) else value
+        for arg, value in spec.get("init_args", {}).items()
+    }
+    return cls(**init_args)
+
+
+def _is_spec(value: object) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("class_path"), str) and "init_args" in value
 
 
 def _network_class(class_path: str, trust_pickle: bool, where: str) -> type[nn.Module]:

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 import cli
+from components.networks.dstformer import DSTformer
+from components.networks.motionbert import HUMAN36M_METRES_PER_UNIT
 from components.networks.temporal_conv import TemporalConvLifter
 from lightning_modules.base import LiftingModule
 from lightning_modules.supervised import SupervisedLifting
@@ -136,6 +138,46 @@ def test_import_videopose3d_checkpoint_predicts_like_its_source(run, tmp_path):
               "--model.init_args.trajectory_model.init_args.channels", "32",
               "--model.init_args.trajectory_model.init_args.filter_widths", "[3, 3]"])  # fmt: skip
     assert read_p1(tmp_path / "imported.test_protocols.csv") > 0
+
+
+def test_import_motionbert_checkpoint_tests_and_predicts_like_any_other(run, tmp_path):
+    torch.manual_seed(0)
+    small = {"dim_feat": 16, "dim_rep": 12, "depth": 2, "num_heads": 4, "maxlen": 27}
+    source = DSTformer(**small).eval()
+    with torch.no_grad():
+        for parameter in source.parameters():
+            parameter.normal_(0.0, 0.2)
+    path = tmp_path / "motionbert_best_epoch.bin"
+    torch.save({"epoch": 60, "model_pos": {f"module.{k}": v for k, v in source.state_dict().items()}}, path)
+    out = tmp_path / "motionbert.ckpt"
+    assert cli.main(["import-motionbert", str(path), "--out", str(out), "--num-heads", "4"]) == 0
+    imported = SupervisedLifting.load_from_checkpoint(out).eval()
+    x = torch.randn(2, 27, 17, 3)
+    with torch.no_grad():
+        assert torch.allclose(imported.lifter(x), HUMAN36M_METRES_PER_UNIT * source(x))
+    clips = ["--config", str(run / "config.yaml"), "--ckpt_path", str(out), "--data.init_args.eval_chunk_length", "27"]
+    cli.main(["test", *clips])
+    assert read_p1(tmp_path / "motionbert.test_protocols.csv") > 0
+    result = cli.lightning_main(["predict", *clips])
+    predictions = result.trainer.predict_loop.predictions
+    assert sum(p["poses_3d"].shape[1] for p in predictions) == sum(len(s) for s in result.datamodule.sequences["test"])
+    assert cli.main(["test", *clips[:-1], "28"]) == 2  # clips longer than the model's maxlen are refused
+
+
+def test_import_motionbert_refuses_a_layout_of_another_joint_count(tmp_path, capsys):
+    path = tmp_path / "motionbert.bin"
+    torch.save({"model_pos": DSTformer(dim_feat=8, dim_rep=8, depth=1, num_heads=2, maxlen=3).state_dict()}, path)
+    out = tmp_path / "imported.ckpt"
+    assert (
+        cli.main(
+            ["import-motionbert", str(path), "--out", str(out), "--num-heads", "2", "--input-layout", "mpi_inf_3dhp_28"]
+        )
+        == 2
+    )
+    assert (
+        "has 17 input joints but the input layout 'mpi_inf_3dhp_28' has 28" in capsys.readouterr().err
+        and not out.exists()
+    )
 
 
 def test_import_refuses_pickles_without_trust(tmp_path, capsys):

@@ -155,18 +155,40 @@ def test_temporal_regime_checkpoint_stands_on_its_own(experiment, regime, overri
     assert np.isfinite(float(module.last_tables["test"][0].rows[-1][1][0]))
 
 
-def test_sequence_to_sequence_lifter_trains_through_config_and_stands_on_its_own(tmp_path):
+def tiny_dstformer(network: str) -> list[str]:
+    """Options that make the DSTformer at ``model.init_args.<network>`` 16 wide, one layer, 9-frame clips."""
+    sizes = {"dim_feat": "16", "dim_rep": "16", "depth": "1", "maxlen": "9"}
+    return [v for arg, size in sizes.items() for v in (f"--model.init_args.{network}.init_args.{arg}", size)]
+
+
+CLIPS = ["--data.init_args.chunk_length", "9", "--data.init_args.eval_chunk_length", "9"]
+
+
+@pytest.mark.parametrize(
+    "experiment, regime, overrides",
+    [
+        ("synthetic_dstformer_small", SupervisedLifting, [*tiny_dstformer("lifter"), *CLIPS]),
+        ("synthetic_semi_dstformer_small", BackProjectionLifting,
+         [*tiny_dstformer("lifter"), *tiny_dstformer("trajectory_model"), *CLIPS,
+          "--model.init_args.warmup_epochs", "0"]),
+        ("synthetic_multiview_dstformer_small", MultiviewLifting,
+         [*tiny_dstformer("lifter.init_args.trunk"), *CLIPS, "--model.init_args.lifter.init_args.head_channels", "32",
+          "--model.init_args.retrieval_stride", "10"]),
+        ("synthetic_adversarial_solo_dstformer", AdversarialLifting,
+         [*small("solo"), "--model.init_args.lifter.init_args.width", "16"]),
+    ],
+    ids=["supervised", "back_projection", "multiview", "adversarial"],
+)  # fmt: skip
+def test_sequence_to_sequence_lifter_in_every_regime_through_config(experiment, regime, overrides, tmp_path):
     from components.networks.dstformer import DSTformer
 
-    small = ["--model.init_args.lifter.init_args.dim_feat", "16", "--model.init_args.lifter.init_args.dim_rep", "16",
-             "--model.init_args.lifter.init_args.depth", "1", "--model.init_args.lifter.init_args.maxlen", "27",
-             "--data.init_args.chunk_length", "27", "--data.init_args.eval_chunk_length", "27"]  # fmt: skip
-    run = fit(tmp_path / "runs", "synthetic_dstformer_small", *small)
+    run = fit(tmp_path / "runs", experiment, *overrides)
     moved = tmp_path / "moved.ckpt"
     shutil.copy(run / "checkpoints/last.ckpt", moved)
-    module = _stands_on_its_own(SupervisedLifting, moved, run, tmp_path)
-    assert isinstance(module.lifter, DSTformer) and module.lifter.receptive_field == 1
-    assert np.isfinite(float(module.last_tables["test"][0].rows[-1][1][0]))
+    module = _stands_on_its_own(regime, moved, run, tmp_path)
+    assert any(isinstance(network, DSTformer) for network in module.lifter.modules())
+    assert module.lifter.receptive_field == 1
+    assert np.isfinite(float(module.last_tables["test"][0].rows[-1][1][-1]))
 
 
 def _student_fit(tmp_path: Path, teachers: Path, capsys) -> str:

@@ -38,6 +38,7 @@ from components.lifter import Timing
 
 Axis = Literal["joints", "frames"]
 INIT_STD = 0.02  # truncated-normal init of linear weights and embeddings, as for vision transformers
+NORM_EPS = 1e-6  # LayerNorm epsilon of the published model: imported weights compute exactly what they did there
 
 
 def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
@@ -113,13 +114,13 @@ class DualAxisBlock(nn.Module):
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.order, self.drop_path = order, drop_path
-        self.norm1_s = nn.LayerNorm(dim)
+        self.norm1_s = nn.LayerNorm(dim, eps=NORM_EPS)
         self.attn_s = AxisAttention(dim, num_heads, "joints", attention_dropout, dropout)
-        self.norm2_s = nn.LayerNorm(dim)
+        self.norm2_s = nn.LayerNorm(dim, eps=NORM_EPS)
         self.mlp_s = MLP(dim, hidden, dropout)
-        self.norm1_t = nn.LayerNorm(dim)
+        self.norm1_t = nn.LayerNorm(dim, eps=NORM_EPS)
         self.attn_t = AxisAttention(dim, num_heads, "frames", attention_dropout, dropout)
-        self.norm2_t = nn.LayerNorm(dim)
+        self.norm2_t = nn.LayerNorm(dim, eps=NORM_EPS)
         self.mlp_t = MLP(dim, hidden, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -141,7 +142,8 @@ class DSTformer(nn.Module):
     Args:
         num_joints_in: ``J_in``, joints of the 2D input layout (the tokens of a frame).
         num_joints_out: ``J_out``, joints of the 3D output; another count than ``J_in`` adds ``joint_map``.
-        in_features: ``F``, features per input joint: 3 (x, y, detector score) as published, or 2.
+        in_features: ``F``, features per input joint: 3 (x, y, detector score) as published, or 2. A model
+            with 3 also takes 2D without scores (ground truth), with score 1.
         dim_feat: token width in every layer.
         dim_rep: width of the representation (``pre_logits``).
         depth: layers, each with a spatial-temporal and a temporal-spatial block.
@@ -152,6 +154,9 @@ class DSTformer(nn.Module):
         attention_dropout: dropout on the attention probabilities (training only).
         drop_path: stochastic depth of the last layer's residual branches; it grows linearly from 0 over the layers.
         att_fuse: fuse the two streams with learned softmax weights per token (else average them).
+        output_scale: factor applied to the head's output. 1 for models trained here (their targets are
+            metres); an imported MotionBERT model predicts normalised 2.5D units and needs metres per unit
+            (``components.networks.motionbert``).
     """
 
     receptive_field = 1
@@ -172,6 +177,7 @@ class DSTformer(nn.Module):
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         att_fuse: bool = True,
+        output_scale: float = 1.0,
     ) -> None:
         super().__init__()
         _check_counts(num_joints_in=num_joints_in, num_joints_out=num_joints_out, in_features=in_features)
@@ -181,6 +187,9 @@ class DSTformer(nn.Module):
         self.dim_feat, self.dim_rep, self.depth, self.num_heads = dim_feat, dim_rep, depth, num_heads
         self.mlp_ratio, self.maxlen, self.att_fuse = mlp_ratio, maxlen, att_fuse
         self.dropout, self.attention_dropout, self.drop_path = dropout, attention_dropout, drop_path
+        if not output_scale > 0:
+            raise InputError(f"output_scale must be > 0, got {output_scale}")
+        self.output_scale = float(output_scale)
         self.joints_embed = nn.Linear(in_features, dim_feat)
         self.pos_embed = nn.Parameter(torch.zeros(1, num_joints_in, dim_feat))
         self.temp_embed = nn.Parameter(torch.zeros(1, maxlen, 1, dim_feat))
@@ -192,7 +201,7 @@ class DSTformer(nn.Module):
         self.blocks_ts = nn.ModuleList(DualAxisBlock(*block_args, "ts", dropout, attention_dropout, r) for r in rates)
         if att_fuse:
             self.ts_attn = nn.ModuleList(nn.Linear(2 * dim_feat, 2) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim_feat)
+        self.norm = nn.LayerNorm(dim_feat, eps=NORM_EPS)
         self.pre_logits = nn.Sequential(OrderedDict(fc=nn.Linear(dim_feat, dim_rep), act=nn.Tanh()))
         self.head = nn.Linear(dim_rep, 3)
         if num_joints_in != num_joints_out:
@@ -212,6 +221,18 @@ class DSTformer(nn.Module):
             nn.init.zeros_(fuse.weight)
             nn.init.zeros_(fuse.bias)
 
+    output_layers = ("head", "joint_map")  # what a network reusing the representation (``features``) drops
+
+    @property
+    def feature_width(self) -> int:
+        """Width of :meth:`features` per frame, flattened over the joints: ``num_joints_in * dim_rep``."""
+        return self.num_joints_in * self.dim_rep
+
+    @property
+    def max_frames(self) -> int:
+        """The longest clip (``maxlen``): the bound of the lifter contract (``components.lifter``)."""
+        return self.maxlen
+
     @property
     def timing(self) -> Timing:
         """``components.lifter.Timing``: one output frame per input frame, no padding (see the module docstring)."""
@@ -221,7 +242,7 @@ class DSTformer(nn.Module):
         return (
             f"J_in={self.num_joints_in}, J_out={self.num_joints_out}, F={self.in_features}, dim_feat={self.dim_feat}, "
             f"dim_rep={self.dim_rep}, depth={self.depth}, heads={self.num_heads}, maxlen={self.maxlen}, "
-            f"att_fuse={self.att_fuse}"
+            f"att_fuse={self.att_fuse}" + (f", output_scale={self.output_scale}" if self.output_scale != 1.0 else "")
         )
 
     def forward(self, keypoints_2d: Tensor, strided: bool = False) -> Tensor:
@@ -236,6 +257,8 @@ class DSTformer(nn.Module):
             ``(B, T, J_out, 3)``: frame ``t`` is the pose of input frame ``t`` (in the targets' units).
         """
         out = self.head(self.features(keypoints_2d, strided))
+        if self.output_scale != 1.0:
+            out = out * self.output_scale
         if self.num_joints_in != self.num_joints_out:
             out = self.joint_map(out.transpose(-1, -2)).transpose(-1, -2)
         return out
@@ -251,6 +274,8 @@ class DSTformer(nn.Module):
     def tokens(self, keypoints_2d: Tensor) -> Tensor:
         """``(B, T, J_in, F)`` -> ``(B, T, J_in, dim_feat)`` tokens with both embeddings, ``temp_embed[:, :T]``."""
         frames = keypoints_2d.shape[1]
+        if keypoints_2d.shape[-1] < self.in_features:  # 2D without scores (ground truth): score 1, as published
+            keypoints_2d = torch.cat([keypoints_2d, keypoints_2d.new_ones(keypoints_2d.shape[:-1] + (1,))], dim=-1)
         return self.joints_embed(keypoints_2d) + self.pos_embed[:, None] + self.temp_embed[:, :frames]
 
     def fusion_weights(self, layer: int, x_st: Tensor, x_ts: Tensor) -> Tensor:
@@ -266,8 +291,9 @@ class DSTformer(nn.Module):
 
     def _check_input(self, keypoints_2d: Tensor, strided: bool) -> None:
         shape = tuple(keypoints_2d.shape)
-        expected = f"(B, T, J_in={self.num_joints_in}, F={self.in_features})"
-        if keypoints_2d.dim() != 4 or shape[2:] != (self.num_joints_in, self.in_features) or shape[1] < 1:
+        features = (self.in_features, 2) if self.in_features == 3 else (self.in_features,)
+        expected = f"(B, T, J_in={self.num_joints_in}, F={' or '.join(map(str, features))})"
+        if keypoints_2d.dim() != 4 or shape[2] != self.num_joints_in or shape[3] not in features or shape[1] < 1:
             raise InputError(f"keypoints_2d must have shape {expected}, got {shape}")
         if shape[1] > self.maxlen:
             raise InputError(

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from components.adversarial import lift_pose, normalize_2d
 from components.errors import InputError
+from components.networks.dstformer import DSTformer
 from components.skeleton import Skeleton
 from components.skeleton import layout as skeleton_layout
 
@@ -114,6 +115,41 @@ class ResidualDepthMLP(nn.Module):
         return depths.tanh() if self.output == "tanh" else depths
 
 
+class TransformerDepthGenerator(nn.Module):
+    """Generator with self-attention among the joints: normalised 2D ``(B, J, F)`` -> one depth per joint ``(B, J)``.
+
+    A one-frame :class:`components.networks.dstformer.DSTformer` (``maxlen`` 1: its temporal attention has one
+    frame to look at, so what remains is attention over the joints) whose per-joint output keeps the depth
+    coordinate. Args as :class:`ResidualDepthMLP` (``width`` is the token width, ``blocks`` the layers), plus
+    ``num_heads``; a part's generator sees and lifts the same joints.
+    """
+
+    def __init__(
+        self,
+        num_joints: int,
+        in_features: int = 2,
+        width: int = 64,
+        blocks: int = 2,
+        num_heads: int = 4,
+        dropout: float = 0.0,
+        output: OutputActivation = "tanh",
+    ) -> None:
+        super().__init__()
+        if output not in ("tanh", "linear"):
+            raise InputError(f"output must be 'tanh' or 'linear', got {output!r}")
+        self.num_joints_in = self.num_joints_out = num_joints
+        self.in_features, self.output = in_features, output
+        self.body = DSTformer(
+            num_joints, num_joints, in_features, width, width, blocks, num_heads, maxlen=1, dropout=dropout
+        )
+
+    def forward(self, keypoints: Tensor) -> Tensor:
+        """``(B, J, F)`` normalised 2D -> ``(B, J)`` depths in the same units."""
+        _check_keypoints(keypoints, self.num_joints_in, self.in_features)
+        depths = self.body(keypoints[:, None])[:, 0, :, 2]
+        return depths.tanh() if self.output == "tanh" else depths
+
+
 class ResidualDiscriminator(nn.Module):
     """Judges 2D poses ``(B, J, F)``: ``(B,)`` logits, high for real poses (no sigmoid: losses take logits).
 
@@ -194,6 +230,9 @@ class PartLifter(nn.Module):
         legs_include_root: the legs generator also sees the root (always (0, 0) after centring) and predicts a
             depth for it, which is discarded: the output is root-relative, root depth 0.
         width, blocks, dropout, batch_norm, output: of every generator, as :class:`ResidualDepthMLP`.
+        generator: ``mlp``, residual MLPs (:class:`ResidualDepthMLP`, as published), or ``transformer``,
+            attention among the part's joints (:class:`TransformerDepthGenerator`; ``batch_norm`` unused).
+        num_heads: attention heads of ``transformer`` generators.
         normalization: how 2D is scaled before lifting (``components.adversarial.normalize_2d``): ``max_abs``
             (default), or ``head_root`` (head-root distance 0.1, for perspective projection with depth offset 10).
 
@@ -218,19 +257,25 @@ class PartLifter(nn.Module):
         batch_norm: bool = True,
         output: OutputActivation = "tanh",
         normalization: Literal["max_abs", "head_root"] = "max_abs",
+        generator: Literal["mlp", "transformer"] = "mlp",
+        num_heads: int = 4,
     ) -> None:
         super().__init__()
+        if generator not in ("mlp", "transformer"):
+            raise InputError(f"generator must be 'mlp' or 'transformer', got {generator!r}")
         self.skeleton = skeleton_layout(layout)
+        self.generator, self.num_heads = generator, num_heads
         self.normalization = normalization
         self.parts = parts
         self.legs_include_root = legs_include_root
         self.part_indices = self._part_groups(parts, legs_include_root)
-        self.generators = nn.ModuleDict(
-            {
-                name: ResidualDepthMLP(len(indices), len(indices), 2, width, blocks, dropout, batch_norm, output)
-                for name, indices in self.part_indices.items()
-            }
-        )
+
+        def build(joints: int) -> nn.Module:
+            if generator == "transformer":
+                return TransformerDepthGenerator(joints, 2, width, blocks, num_heads, dropout, output)
+            return ResidualDepthMLP(joints, joints, 2, width, blocks, dropout, batch_norm, output)
+
+        self.generators = nn.ModuleDict({name: build(len(indices)) for name, indices in self.part_indices.items()})
         self.register_buffer("assembly", _assembly_index(self.skeleton, self.part_indices), persistent=False)
         # +1 or -1 per generator: the depth sign each part's output is used with (set by a label-free calibration,
         # see lightning_modules.adversarial; kept in checkpoints)
@@ -303,7 +348,10 @@ class PartLifter(nn.Module):
         return lift_pose(normalised, self.depths(normalised)).reshape(batch, frames, joints, 3)
 
     def extra_repr(self) -> str:
-        return f"layout={self.skeleton.name}, parts={self.parts}, legs_include_root={self.legs_include_root}"
+        return (
+            f"layout={self.skeleton.name}, parts={self.parts}, legs_include_root={self.legs_include_root}, "
+            f"generator={self.generator}"
+        )
 
 
 class StudentLifter(PartLifter):
@@ -324,5 +372,9 @@ class StudentLifter(PartLifter):
         batch_norm: bool = True,
         output: OutputActivation = "tanh",
         normalization: Literal["max_abs", "head_root"] = "max_abs",
+        generator: Literal["mlp", "transformer"] = "mlp",
+        num_heads: int = 4,
     ) -> None:
-        super().__init__(layout, "solo", False, width, blocks, dropout, batch_norm, output, normalization)
+        super().__init__(
+            layout, "solo", False, width, blocks, dropout, batch_norm, output, normalization, generator, num_heads
+        )

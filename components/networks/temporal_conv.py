@@ -125,6 +125,13 @@ class TemporalConvLifter(nn.Module):
         """Dilation of each width's convolution in the dilated model: the product of the earlier widths."""
         return tuple(math.prod(self.filter_widths[:i]) for i in range(len(self.filter_widths)))
 
+    output_layers = ("shrink",)  # what a network reusing the trunk (``features``) drops
+
+    @property
+    def feature_width(self) -> int:
+        """Width of :meth:`features` per frame: ``channels``."""
+        return self.channels
+
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the momentum of every BatchNorm (the training schedule decays it from 0.1 towards 0.001)."""
         if not 0.0 <= momentum <= 1.0:

@@ -8,39 +8,22 @@ the architecture is read back from the weight shapes.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
-from components.errors import InputError, MissingFileError, MissingKeyError, PoseliftError
+from components.errors import InputError, MissingKeyError
+from components.networks.published import read_published
 from components.networks.temporal_conv import TemporalConvLifter
 
 
-class UntrustedCheckpointError(PoseliftError, RuntimeError):
-    """The file holds pickled Python objects besides tensors; loading it could run code."""
-
-
 def load_videopose3d_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
-    """Read a VideoPose3D ``.bin`` checkpoint.
+    """Read a VideoPose3D ``.bin`` checkpoint (``components.networks.published.read_published``).
 
-    Weights-only loading is tried first. Files written by the original training script also pickle a NumPy
-    ``RandomState``, which a weights-only load rejects; loading those runs the pickle and needs
+    Files written by the original training script also pickle a NumPy ``RandomState``: those need
     ``trust_pickle=True`` (only for files from a source you trust).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if not trust_pickle:
-            raise UntrustedCheckpointError(
-                f"{path} holds pickled Python objects besides weights (e.g. a NumPy RandomState), and loading "
-                "it can execute code. If you trust its source, pass --trust-pickle (trust_pickle=True)."
-            ) from error
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_published(path, trust_pickle, "VideoPose3D checkpoint")
     if not isinstance(checkpoint, dict) or "model_pos" not in checkpoint:
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise MissingKeyError(f"{path}: expected a dict with key 'model_pos' (VideoPose3D checkpoint), found {found}")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from components.geometry import flip_horizontal
+from components.networks.dstformer import DSTformer
 from components.networks.temporal_conv import TemporalConvLifter
 from components.skeleton import H36M_17
 from datamodules.human36m import Human36mDataModule
@@ -70,8 +71,14 @@ def test_result_table_is_action_wise(fitted):
     assert p1[-1] == pytest.approx(trained["test/p1_mm"], rel=1e-5)
 
 
-def test_flip_averaged_prediction_is_mirror_equivariant():
-    model = SupervisedLifting(small_lifter()).eval()
+@pytest.mark.parametrize(
+    "lifter",
+    [small_lifter, lambda: DSTformer(in_features=2, dim_feat=16, dim_rep=16, depth=1, num_heads=4, maxlen=20)],
+    ids=["temporal_conv", "dstformer"],
+)
+def test_flip_averaged_prediction_is_mirror_equivariant(lifter):
+    torch.manual_seed(0)
+    model = SupervisedLifting(lifter()).eval()
     x = torch.randn(2, 20, 17, 2)
     with torch.no_grad():
         direct = model.lift(flip_horizontal(x, H36M_17), flip=True)

@@ -89,10 +89,27 @@ def test_clip_longer_than_maxlen_is_refused_naming_both():
         small_model()(clips(1, 10))
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 16, 3), (1, 4, 17, 2), (4, 17, 3)])
+@pytest.mark.parametrize("shape", [(1, 4, 16, 3), (1, 4, 17, 4), (1, 4, 17, 1), (4, 17, 3)])
 def test_wrong_joints_or_features_are_refused_naming_the_shape(shape: tuple[int, ...]):
-    with pytest.raises(InputError, match=r"J_in=17, F=3.*" + re.escape(str(shape))):
+    with pytest.raises(InputError, match=r"J_in=17, F=3 or 2.*" + re.escape(str(shape))):
         small_model()(torch.zeros(shape))
+
+
+def test_a_model_with_scores_takes_2d_without_them_as_score_one():
+    model, x = small_model(), clips(2, 5)
+    x[..., 2] = 1.0
+    with torch.no_grad():
+        assert torch.equal(model(x[..., :2]), model(x))
+    with pytest.raises(InputError, match=r"F=2\)"):
+        small_model(in_features=2)(clips(1, 4))
+
+
+def test_output_scale_multiplies_the_pose_and_must_be_positive():
+    x = clips(1, 5)
+    with torch.no_grad():
+        assert torch.allclose(small_model(output_scale=2.5)(x), 2.5 * small_model()(x))
+    with pytest.raises(InputError, match="output_scale must be > 0, got 0"):
+        small_model(output_scale=0)
 
 
 def test_strided_needs_single_frame_windows():
