@@ -70,7 +70,7 @@ def test_adversarial_weights_stay_identical_under_two_process_ddp(tmp_path):
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("regime", ["supervised", "adversarial"])
+@pytest.mark.parametrize("regime", ["supervised", "seq2seq", "adversarial"])
 def test_two_process_test_metrics_equal_single_process_on_an_odd_test_set(regime, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "POSELIFT_CACHE": str(tmp_path / "cache")}
     for mode in ("ddp", "single"):

@@ -1,11 +1,12 @@
 """Test metrics under 2-process DDP equal the single-process ones on an odd number of evaluation chunks.
 
-``python tests/scripts/ddp_exact_eval.py REGIME ddp OUT`` fits a small model of ``REGIME`` (``supervised`` or
-``adversarial``) for a few steps on 2 CPU processes (gloo), saves ``OUT/model.ckpt``, tests it on the same 2
-processes and writes the test metrics (every logged ``test/*`` value and every cell of the protocol tables) to
-``OUT/ddp.json``. ``... REGIME single OUT`` tests ``OUT/model.ckpt`` in one process into ``OUT/single.json``.
-``tests/lightning_modules/test_ddp_fit.py`` runs both and compares them. The chunk length is chosen so that the
-test split has an odd number of chunks: the default ``DistributedSampler`` would evaluate one of them twice.
+``python tests/scripts/ddp_exact_eval.py REGIME ddp OUT`` fits a small model of ``REGIME`` (``supervised``,
+``seq2seq``: a DSTformer evaluated in clips of at most its ``maxlen``, or ``adversarial``) for a few steps on 2 CPU
+processes (gloo), saves ``OUT/model.ckpt``, tests it on the same 2 processes and writes the test metrics (every
+logged ``test/*`` value and every cell of the protocol tables) to ``OUT/ddp.json``. ``... REGIME single OUT``
+tests ``OUT/model.ckpt`` in one process into ``OUT/single.json``. ``tests/lightning_modules/test_ddp_fit.py``
+runs both and compares them. The chunk length is chosen so that the test split has an odd number of chunks: the
+default ``DistributedSampler`` would evaluate one of them twice.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.strategies import DDPStrategy
 
+from components.networks.dstformer import DSTformer
 from components.networks.residual_mlp import PartLifter, ResidualDiscriminator
 from components.networks.temporal_conv import TemporalConvLifter
 from datamodules.human36m import Human36mDataModule
@@ -29,6 +31,10 @@ REGIMES = {
         SupervisedLifting,
         lambda: SupervisedLifting(TemporalConvLifter(17, 17, filter_widths=(3, 3), channels=32)),
     ),
+    "seq2seq": (
+        SupervisedLifting,
+        lambda: SupervisedLifting(DSTformer(in_features=2, dim_feat=16, dim_rep=16, depth=1, num_heads=4, maxlen=150)),
+    ),
     "adversarial": (
         AdversarialLifting,
         lambda: AdversarialLifting(PartLifter(width=32, blocks=1), ResidualDiscriminator(17, width=32, blocks=1)),
@@ -36,10 +42,11 @@ REGIMES = {
 }
 
 
-def odd_data(receptive_field: int) -> Human36mDataModule:
+def odd_data(receptive_field: int, longest: int | None = None) -> Human36mDataModule:
     """Tiny synthetic Human3.6M whose test split has an odd number of evaluation chunks (three cameras: four
-    would make every count even)."""
-    for chunk_length in (None, *range(200, 20, -1)):
+    would make every count even), chunks of at most ``longest`` frames when the lifter has that bound."""
+    lengths = (None, *range(200, 20, -1)) if longest is None else range(longest, 20, -1)
+    for chunk_length in lengths:
         options = dict(synthetic_size="tiny", cameras=[0, 1, 2], batch_size=128, flip_augment=False)
         data = Human36mDataModule(**options, eval_chunk_length=chunk_length)
         data.set_timing(receptive_field, causal=False)
@@ -73,14 +80,14 @@ def main(regime: str, mode: str, out: Path) -> int:
     module_class, build = REGIMES[regime]
     if mode == "ddp":
         module = build()
-        data = odd_data(module.receptive_field)
+        data = odd_data(module.receptive_field, getattr(module.lifter, "max_frames", None))
         fitter = trainer(2, max_epochs=1, limit_train_batches=3, limit_val_batches=0, enable_checkpointing=False)
         fitter.fit(module, datamodule=data)
         fitter.save_checkpoint(out / "model.ckpt")
         tester = fitter
     else:
         module = module_class.load_from_checkpoint(out / "model.ckpt", map_location="cpu", weights_only=False)
-        data = odd_data(module.receptive_field)
+        data = odd_data(module.receptive_field, getattr(module.lifter, "max_frames", None))
         tester = trainer(1)
     tester.test(module, datamodule=data)
     if tester.is_global_zero:
