@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from components import geometry
 from components.errors import InputError
 from components.skeleton import Skeleton
 
@@ -133,18 +134,8 @@ def bounding_boxes(keypoints: np.ndarray) -> np.ndarray:
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of ``(..., 4)`` boxes with ``(..., 4)`` boxes, broadcast (one box against many, or ``(A, 1, 4)``
-    against ``(1, B, 4)`` for all pairs); 0 where the union is empty or a box is NaN."""
-    width = np.minimum(box[..., 2], boxes[..., 2]) - np.maximum(box[..., 0], boxes[..., 0])
-    height = np.minimum(box[..., 3], boxes[..., 3]) - np.maximum(box[..., 1], boxes[..., 1])
-    intersection = np.clip(width, 0, None) * np.clip(height, 0, None)
-    union = _area(box) + _area(boxes) - intersection
-    iou = np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
-    return np.nan_to_num(iou, nan=0.0)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    """:func:`components.geometry.box_iou` on NumPy boxes (the tracking here works on arrays)."""
+    return geometry.box_iou(torch.from_numpy(np.asarray(box)), torch.from_numpy(np.asarray(boxes))).numpy()
 
 
 def person_scores(keypoints: np.ndarray) -> np.ndarray:
@@ -153,7 +144,8 @@ def person_scores(keypoints: np.ndarray) -> np.ndarray:
     Large, confidently seen people win, so the main subject beats small or partial bystanders.
     """
     confidence = np.nan_to_num(keypoints[..., 2], nan=0.0).mean(-1)
-    return np.nan_to_num(confidence * _area(bounding_boxes(keypoints)), nan=0.0)
+    area = geometry.box_area(torch.from_numpy(bounding_boxes(keypoints))).numpy()
+    return np.nan_to_num(confidence * area, nan=0.0)
 
 
 def follow_person(

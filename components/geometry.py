@@ -163,3 +163,20 @@ def flip_horizontal(points, skeleton: Skeleton):
     if isinstance(mirrored, Tensor):
         return mirrored * mirrored.new_tensor(sign)
     return mirrored * np.asarray(sign, dtype=mirrored.dtype)
+
+
+def box_iou(first: Tensor, second: Tensor) -> Tensor:
+    """Intersection over union of boxes ``(..., 4)`` (``x1, y1, x2, y2``) broadcast against each other: one box
+    against many, or ``(N, 1, 4)`` against ``(1, M, 4)`` for all pairs. 0 where the union is empty or a box is NaN
+    (a person not seen in a frame); an inverted box has no area."""
+    top_left = torch.maximum(first[..., :2], second[..., :2])
+    bottom_right = torch.minimum(first[..., 2:], second[..., 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
+    union = box_area(first) + box_area(second) - intersection
+    iou = torch.where(union > 0, intersection / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+    return torch.nan_to_num(iou, nan=0.0)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Areas ``(...,)`` of boxes ``(..., 4)``; 0 for an inverted box."""
+    return (boxes[..., 2:] - boxes[..., :2]).clamp(min=0).prod(dim=-1)

@@ -32,6 +32,7 @@ from components.detectors.yolo_layers import (
     PSABlock,
 )
 from components.errors import InputError
+from components.geometry import box_iou
 
 YOLO11_POSE_TOPOLOGY: tuple[tuple[str, int | tuple[int, ...]], ...] = (
     *(("Conv", -1), ("Conv", -1), ("C3k2", -1), ("Conv", -1), ("C3k2", -1), ("Conv", -1), ("C3k2", -1)),
@@ -238,16 +239,6 @@ class Letterbox:
         return xy * self.scale.to(xy) + offset
 
 
-def box_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Intersection over union of ``(N, 4)`` and ``(M, 4)`` boxes ``x1, y1, x2, y2`` -> ``(N, M)``."""
-    top_left = torch.maximum(first[:, None, :2], second[None, :, :2])
-    bottom_right = torch.minimum(first[:, None, 2:], second[None, :, 2:])
-    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=2)
-    area_first = (first[:, 2:] - first[:, :2]).clamp(min=0).prod(dim=1)
-    area_second = (second[:, 2:] - second[:, :2]).clamp(min=0).prod(dim=1)
-    return intersection / (area_first[:, None] + area_second[None, :] - intersection).clamp(min=1e-9)
-
-
 def non_maximum_suppression(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.7) -> torch.Tensor:
     """Greedy NMS: indices of the kept ``(N, 4)`` boxes, highest score first.
 
@@ -259,7 +250,8 @@ def non_maximum_suppression(boxes: torch.Tensor, scores: torch.Tensor, iou_thres
     """
     order = scores.argsort(descending=True, stable=True)
     ranked = boxes[order]
-    suppresses = (box_iou(ranked, ranked) > iou_threshold).triu(diagonal=1)  # [i, j]: i ranks above j and overlaps
+    # [i, j]: i ranks above j and overlaps it
+    suppresses = (box_iou(ranked[:, None], ranked[None]) > iou_threshold).triu(diagonal=1)
     keep = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
     while True:
         updated = ~(suppresses & keep[:, None]).any(dim=0)

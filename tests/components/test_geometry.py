@@ -9,6 +9,7 @@ import torch
 
 from components.geometry import (
     bone_lengths,
+    box_iou,
     procrustes_align,
     quaternion_inverse,
     quaternion_rotate,
@@ -106,3 +107,12 @@ def test_root_relative_and_bone_lengths_are_translation_invariant() -> None:
     torch.testing.assert_close(bone_lengths(centred, H36M_17), lengths)
     child, parent = H36M_17.bones[0]
     torch.testing.assert_close(lengths[..., 0], (poses[..., child, :] - poses[..., parent, :]).norm(dim=-1))
+
+
+def test_box_iou_broadcasts_pairs_and_gives_zero_for_missing_or_empty_boxes():
+    boxes = torch.tensor([[0.0, 0, 2, 2], [1, 1, 3, 3], [5, 5, 6, 6], [float("nan"), 0, 1, 1], [2, 2, 2, 2]])
+    pairs = box_iou(boxes[:, None], boxes[None])
+    assert pairs.shape == (5, 5) and torch.equal(pairs, pairs.T)
+    assert pairs[0, 1].item() == pytest.approx(1 / 7) and pairs[0, 0].item() == 1.0
+    assert pairs[0, 2].item() == 0.0 and (pairs[3] == 0).all() and (pairs[4] == 0).all()
+    assert box_iou(boxes[0], boxes[:3]).tolist() == pytest.approx([1.0, 1 / 7, 0.0])

@@ -22,10 +22,10 @@ from components.detectors.yolo_pose import (
     Letterbox,
     YoloPoseDetector,
     YoloPoseNet,
-    box_iou,
     non_maximum_suppression,
 )
 from components.errors import InputError, MissingFileError
+from components.geometry import box_iou
 from components.skeleton import COCO_17
 
 DEMO_FRAMES = (0, 40)  # cam03 shows exactly two people in these frames (cam01 and cam02 also show a bystander)
@@ -157,7 +157,7 @@ def test_two_people_on_a_real_frame(detector, demo_frames):
     # hand-checked on the frame: the man walking away on the right, the woman facing the camera on the left
     known = torch.tensor([[470.0, 405.0, 805.0, 1325.0], [168.0, 497.0, 372.0, 1045.0]])
     facing_camera = (False, True)
-    overlaps = box_iou(known, torch.from_numpy(people.boxes[:, :4]))
+    overlaps = box_iou(known[:, None], torch.from_numpy(people.boxes[:, :4])[None])
     assert (overlaps.max(dim=1).values > 0.9).all() and sorted(overlaps.argmax(dim=1).tolist()) == [0, 1]
     for who, found in enumerate(overlaps.argmax(dim=1).tolist()):
         _assert_plausible_person(people.keypoints[found], people.boxes[found], facing_camera[who])
