@@ -3,6 +3,7 @@ options, and the mean-pose baseline."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -65,6 +66,26 @@ def last_checkpoint(out: Path, name: str) -> Path:
     """The last checkpoint of the run ``out/name`` (written by :func:`fit`)."""
     (path,) = (out / name).glob("version_*/checkpoints/last.ckpt")
     return path
+
+
+class CpuTimeBudget(pl.Callback):
+    """Stop a fit once its process has used ``seconds`` of CPU time since training started.
+
+    Arms compared "at equal time" on a shared machine would otherwise get whatever the other jobs leave them: CPU
+    time is the cost each arm actually consumed (single-threaded runs: ``OMP_NUM_THREADS=1``). Checked after every
+    training batch; the epoch in progress ends there and the fit ends with its last checkpoint.
+    Use: ``--trainer.callbacks+=runs.CpuTimeBudget --trainer.callbacks.seconds 180``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.start = seconds, 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.process_time()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        if time.process_time() - self.start >= self.seconds:
+            trainer.should_stop = True
 
 
 class MeanPose(nn.Module):
