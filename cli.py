@@ -298,24 +298,30 @@ def synthesize_from_mocap(options: argparse.Namespace):
     return convert_mocap(find_entries(options.from_mocap, options.subject), options.out, settings)
 
 
+def import_parser(tool: str, checkpoint_help: str) -> argparse.ArgumentParser:
+    """The options every checkpoint import shares: the file, ``--out``, the layouts and the trust opt-in."""
+    parser = argparse.ArgumentParser(prog=f"poselift {tool}", description=TOOLS[tool].help)
+    parser.add_argument("checkpoint", help=checkpoint_help)
+    parser.add_argument("--out", required=True, help="poselift checkpoint to write (.ckpt)")
+    parser.add_argument("--input-layout", default="h36m", help="layout of the 2D input (e.g. coco)")
+    parser.add_argument("--output-layout", default="h36m", help="layout of the 3D output")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
+    )
+    return parser
+
+
 def import_motionbert(argv: Sequence[str]) -> int:
     from components.networks.motionbert import HUMAN36M_METRES_PER_UNIT
     from lightning_modules.checkpoints import import_motionbert as convert
 
-    parser = argparse.ArgumentParser(prog="poselift import-motionbert", description=TOOLS["import-motionbert"].help)
-    parser.add_argument("checkpoint", help="official .bin (model_pos) or MMPose .pth (state_dict)")
-    parser.add_argument("--out", required=True, help="poselift checkpoint to write (.ckpt)")
+    parser = import_parser("import-motionbert", "official .bin (model_pos) or MMPose .pth (state_dict)")
     parser.add_argument("--num-heads", type=int, default=8, help="attention heads (not stored in the weights)")
     parser.add_argument(
         "--output-scale",
         type=float,
         default=HUMAN36M_METRES_PER_UNIT,
         help="metres per normalised 2.5D output unit (default: Human3.6M's cameras at 5 m)",
-    )
-    parser.add_argument("--input-layout", default="h36m", help="layout of the 2D input")
-    parser.add_argument("--output-layout", default="h36m", help="layout of the 3D output")
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
     )
     options = parser.parse_args(argv)
     module = convert(
@@ -339,16 +345,9 @@ def import_motionbert(argv: Sequence[str]) -> int:
 def import_videopose3d(argv: Sequence[str]) -> int:
     from lightning_modules.checkpoints import import_videopose3d as convert
 
-    parser = argparse.ArgumentParser(prog="poselift import-videopose3d", description=TOOLS["import-videopose3d"].help)
-    parser.add_argument("checkpoint", help="VideoPose3D .bin file (model_pos and optionally model_traj)")
-    parser.add_argument("--out", required=True, help="poselift checkpoint to write (.ckpt)")
+    parser = import_parser("import-videopose3d", "VideoPose3D .bin file (model_pos and optionally model_traj)")
     parser.add_argument("--in-features", type=int, default=2, help="features per input joint (3 with scores)")
     parser.add_argument("--causal", action="store_true", help="the checkpoint is a causal model")
-    parser.add_argument("--input-layout", default="h36m", help="layout of the 2D input (e.g. coco)")
-    parser.add_argument("--output-layout", default="h36m", help="layout of the 3D output")
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="allow pickled objects (can run code): trusted files only"
-    )
     options = parser.parse_args(argv)
     module = convert(
         options.checkpoint,
