@@ -9,7 +9,7 @@ from torch import Tensor
 
 from components.errors import InputError
 from components.geometry import bone_lengths
-from components.metrics import mpjpe
+from components.metrics import mpjpe, n_mpjpe
 from components.skeleton import Skeleton
 
 
@@ -43,6 +43,12 @@ def velocity_loss(pred: Tensor, target: Tensor) -> Tensor:
     if pred.shape[1] < 2:
         return pred.new_zeros(())
     return pose_loss(pred.diff(dim=1), target.diff(dim=1))
+
+
+def scaled_pose_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Protocol #3 (N-MPJPE) as a loss: MPJPE after each predicted pose's least-squares scale, the scale-aligned
+    term of sequence-to-sequence recipes (it rewards the right shape even where the size is off)."""
+    return n_mpjpe(pred, target)
 
 
 def trajectory_loss(pred: Tensor, target: Tensor) -> Tensor:

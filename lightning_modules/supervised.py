@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from components.batch import PoseBatch
 from components.errors import InputError
-from components.losses import pose_loss, trajectory_loss, velocity_loss
+from components.losses import pose_loss, scaled_pose_loss, trajectory_loss, velocity_loss
 from lightning_modules.base import LiftingModule
 
 
@@ -24,13 +24,17 @@ class SupervisedLifting(LiftingModule):
     Args:
         lifter, trajectory_model, input_layout, output_layout, flip_test, flip_val, by_subject: see
             :class:`LiftingModule`.
-        lr: Adam learning rate (AMSGrad), multiplied by ``lr_decay`` after every epoch.
+        lr: Adam learning rate, multiplied by ``lr_decay`` after every epoch.
         lr_decay: per-epoch learning-rate factor (0.95 in the published recipe).
         bn_momentum: BatchNorm momentum at the start and at the end of training; decays geometrically.
         bn_schedule: ``"step"`` decays per optimizer step over the planned run (robust when epochs are short);
             ``"epoch"`` reproduces the published per-epoch decay.
         velocity_weight: weight of the velocity loss (:func:`components.losses.velocity_loss`) added to the
             labeled pose loss; 0 (the default) leaves it out. Sequence-to-sequence recipes use it.
+        scale_weight: weight of the scale-aligned loss (:func:`components.losses.scaled_pose_loss`, N-MPJPE)
+            added to the labeled pose loss; 0 leaves it out (MotionBERT's recipe: 0.5).
+        weight_decay: decoupled weight decay (AdamW) when > 0; 0 is Adam (VideoPose3D's recipe).
+        amsgrad: the AMSGrad variant (VideoPose3D's recipe); MotionBERT's uses plain AdamW.
     """
 
     def __init__(
@@ -43,6 +47,9 @@ class SupervisedLifting(LiftingModule):
         bn_momentum: tuple[float, float] = (0.1, 0.001),
         bn_schedule: Literal["step", "epoch"] = "step",
         velocity_weight: float = 0.0,
+        scale_weight: float = 0.0,
+        weight_decay: float = 0.0,
+        amsgrad: bool = True,
         input_layout: str = "h36m",
         output_layout: str = "h36m",
         flip_test: bool = True,
@@ -61,9 +68,11 @@ class SupervisedLifting(LiftingModule):
         self.save_hyperparameters()
         if bn_schedule not in ("step", "epoch"):
             raise InputError(f"bn_schedule must be 'step' or 'epoch', got {bn_schedule!r}")
-        if velocity_weight < 0:
-            raise InputError(f"velocity_weight must be >= 0, got {velocity_weight}")
-        self.velocity_weight = velocity_weight
+        for name, weight in (("velocity_weight", velocity_weight), ("scale_weight", scale_weight),
+                             ("weight_decay", weight_decay)):  # fmt: skip
+            if weight < 0:
+                raise InputError(f"{name} must be >= 0, got {weight}")
+        self.velocity_weight, self.scale_weight = velocity_weight, scale_weight
 
     def training_step(self, batch: PoseBatch, batch_idx: int) -> torch.Tensor:
         if not isinstance(batch, PoseBatch):
@@ -88,6 +97,8 @@ class SupervisedLifting(LiftingModule):
         losses = {"pose": pose_loss(pred, target)}
         if self.velocity_weight > 0:
             losses["velocity"] = self.velocity_weight * velocity_loss(pred, target)
+        if self.scale_weight > 0:
+            losses["scaled"] = self.scale_weight * scaled_pose_loss(pred, target)
         for name, value in losses.items():
             self.log(f"train/loss_{name}_mm", value * 1000, prog_bar=name == "pose")
         return losses
@@ -110,6 +121,10 @@ class SupervisedLifting(LiftingModule):
         return start * math.exp(min(progress, 1.0) * math.log(end / start))
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, amsgrad=True)
+        hp = self.hparams
+        if hp.weight_decay > 0:
+            optimizer = torch.optim.AdamW(self.parameters(), hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, amsgrad=hp.amsgrad)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

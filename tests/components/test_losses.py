@@ -39,3 +39,13 @@ def test_velocity_loss_is_the_mean_error_of_frame_to_frame_motion():
     assert velocity_loss(pred, target).item() == pytest.approx(0.3 / 4)  # one of 2 steps x 2 joints moved
     assert velocity_loss(pred + 5.0, target).item() == pytest.approx(0.3 / 4)  # an offset has no motion
     assert velocity_loss(pred[:, :1], target[:, :1]).item() == 0.0  # one frame: no motion to compare
+
+
+def test_scaled_pose_loss_ignores_the_size_of_the_prediction():
+    from components.losses import scaled_pose_loss
+
+    target = torch.randn(2, 4, 17, 3, generator=torch.Generator().manual_seed(0))
+    assert scaled_pose_loss(2.5 * target, target).item() == pytest.approx(0.0, abs=1e-6)
+    shifted = target + torch.tensor([0.1, 0.0, 0.0])
+    unscaled = torch.linalg.vector_norm(3 * shifted - target, dim=-1).mean()
+    assert 0 < scaled_pose_loss(3 * shifted, target).item() < unscaled

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from components.geometry import flip_horizontal
+from components.losses import scaled_pose_loss, velocity_loss
 from components.networks.dstformer import DSTformer
 from components.networks.temporal_conv import TemporalConvLifter
 from components.skeleton import H36M_17
@@ -117,3 +118,23 @@ def test_training_uses_the_strided_twin():
 def test_bad_schedule_is_rejected():
     with pytest.raises(ValueError, match="bn_schedule must be 'step' or 'epoch', got 'batch'"):
         SupervisedLifting(small_lifter(), bn_schedule="batch")
+
+
+def test_sequence_recipe_terms_and_optimizer():
+    torch.manual_seed(0)
+    lifter = DSTformer(in_features=2, dim_feat=16, dim_rep=16, depth=1, num_heads=4, maxlen=8)
+    model = SupervisedLifting(lifter, velocity_weight=20.0, scale_weight=0.5, weight_decay=0.01, amsgrad=False)
+    target = torch.randn(2, 8, 17, 3)
+    pred = 0.5 * target + 0.01 * torch.randn(2, 8, 17, 3)
+    losses = model.labeled_losses(pred, target)
+    assert losses.keys() == {"pose", "velocity", "scaled"}
+    assert torch.allclose(losses["velocity"], 20 * velocity_loss(pred, target))
+    assert torch.allclose(losses["scaled"], 0.5 * scaled_pose_loss(pred, target))
+    assert losses["scaled"] < 0.5 * losses["pose"]  # the prediction is half the size: the scaled term forgives that
+    optimizer = model.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 0.01
+    assert not optimizer.defaults["amsgrad"]
+    plain = SupervisedLifting(small_lifter()).configure_optimizers()["optimizer"]
+    assert type(plain) is torch.optim.Adam and plain.defaults["amsgrad"]
+    with pytest.raises(ValueError, match="scale_weight must be >= 0, got -1"):
+        SupervisedLifting(small_lifter(), scale_weight=-1)
