@@ -40,12 +40,13 @@ class MultiviewLifting(SupervisedLifting):
         margin: triplet margin, in distance between unit-norm embeddings (0..2).
         temperature: InfoNCE temperature.
         retrieval_stride: frame stride of the cross-view retrieval report after testing (``RetrievalReport``).
-        other arguments: see :class:`SupervisedLifting`.
+        options: the options of :class:`SupervisedLifting` (learning rate, losses, layouts, flip test ...).
     """
 
     def __init__(
         self,
         lifter: nn.Module,
+        trajectory_model: None = None,
         *,
         metric_loss: Literal["triplet", "infonce"] = "triplet",
         metric_weight: float = 0.1,
@@ -53,16 +54,7 @@ class MultiviewLifting(SupervisedLifting):
         margin: float = 0.2,
         temperature: float = 0.1,
         retrieval_stride: int = 10,
-        lr: float = 1e-3,
-        lr_decay: float = 0.95,
-        bn_momentum: tuple[float, float] = (0.1, 0.001),
-        bn_schedule: Literal["step", "epoch"] = "step",
-        velocity_weight: float = 0.0,
-        input_layout: str = "h36m",
-        output_layout: str = "h36m",
-        flip_test: bool = True,
-        flip_val: bool = False,
-        by_subject: bool = False,
+        **options,
     ) -> None:
         if metric_loss not in METRIC_LOSSES:
             raise InputError(f"metric_loss must be one of {METRIC_LOSSES}, got {metric_loss!r}")
@@ -71,20 +63,9 @@ class MultiviewLifting(SupervisedLifting):
                 f"{type(lifter).__name__} has no forward_with_embedding(); use "
                 "components.networks.multiview.MultiviewLifter"
             )
-        super().__init__(
-            lifter,
-            None,
-            lr=lr,
-            lr_decay=lr_decay,
-            bn_momentum=bn_momentum,
-            bn_schedule=bn_schedule,
-            velocity_weight=velocity_weight,
-            input_layout=input_layout,
-            output_layout=output_layout,
-            flip_test=flip_test,
-            flip_val=flip_val,
-            by_subject=by_subject,
-        )
+        if trajectory_model is not None:  # the argument exists so that saved hyper-parameters load back
+            raise InputError("multiview metric learning trains no trajectory model: leave trajectory_model unset")
+        super().__init__(lifter, None, **options)
         self.metric_loss, self.metric_weight = metric_loss, metric_weight
         self.tau, self.margin, self.temperature = tau, margin, temperature
         self.retrieval = {"stride": retrieval_stride}
