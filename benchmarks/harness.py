@@ -29,13 +29,18 @@ Metrics = dict[str, float]
 
 def add_study_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str] = ("synthetic", "mocap")) -> None:
     """``--seeds``, ``--datasets``, ``--markdown`` and ``--out``: the options every study shares."""
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (the same seeds for every arm)")
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
+    add_seed_arguments(parser)
     parser.add_argument(
         "--datasets", nargs="+", default=list(datasets), choices=list(datasets), help="study sets to run on"
     )
     parser.add_argument("--markdown", type=Path, help="write the tables into this markdown file's study block")
     parser.add_argument("--out", type=Path, help="run folder (default: a temporary one)")
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seeds`` and ``--first-seed`` (read back by :func:`seeds_of`)."""
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (the same seeds for every arm)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
 
 
 def seed_overrides(seed: int) -> list[str]:

@@ -45,7 +45,7 @@ checkpoint; trained here unless their run folder already holds it):
 
 Both train on the sets' ``noisy`` 2D (the exact projections through a detector's errors, as real detections).
 
-Usage: python benchmarks/multiperson_eval.py [--epochs 10] [--seed 0] [--cameras cam01 ... cam04]
+Usage: python benchmarks/multiperson_eval.py [--epochs 10] [--seeds 3] [--first-seed 0] [--cameras cam01 ... cam04]
        [--headline cam03] [--out DIR] [--markdown FILE]
 (on 2 busy cores: detection about 11 minutes once, then cached; about 12-20 minutes per lifter to train, reused
 from ``--out`` when complete; lifting and scoring about a minute)
@@ -624,38 +624,53 @@ def table(all_scores: list[Scores], arms: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict(scores: Scores, lifters: list[str], means: list[str], others: list[str], margin: float = 0.10) -> str:
-    """The target: a lifter's pooled P2 on ``scores``' camera at least ``margin`` below the better constant mean
-    pose (``means``); ``others`` (e.g. the Procrustes means) are compared too, for context."""
-    pooled = {arm: float(np.concatenate(list(scores.p2[arm].values())).mean()) for arm in [*lifters, *means, *others]}
+def pooled_p2(all_scores: list[Scores], arms: list[str]) -> dict[str, dict[str, float]]:
+    """Arm -> camera (and ``"all"``) -> P2 (mm) pooled over the camera's compared frames of both people."""
+    pooled = lambda values: float(np.concatenate(values).mean())  # noqa: E731
+    result = {}
+    for arm in arms:
+        result[arm] = {scores.camera: pooled(list(scores.p2[arm].values())) for scores in all_scores}
+        result[arm]["all"] = pooled([v for scores in all_scores for v in scores.p2[arm].values()])
+    return result
+
+
+def verdict(comparison, lifters: list[str], camera: str, others: list[str], margin: float = 0.10) -> str:
+    """The target: a lifter's P2 on ``camera`` at least ``margin`` below the comparison's reference (the better
+    constant mean pose), by the mean over seeds with a 95% paired interval below zero; ``others`` (e.g. the
+    Procrustes means) are compared too, for context."""
+    reference = comparison.reference
+    base, _ = comparison.mean_std(reference, camera)
     lines = []
     for arm in lifters:
-        baseline = min(means, key=pooled.get)
-        relative = pooled[arm] / pooled[baseline] - 1
-        met = "met" if relative <= -margin else "missed"
+        mean, std = comparison.mean_std(arm, camera)
+        relative = comparison.relative(arm, camera)
+        met = "met" if relative <= -margin and comparison.verdict(arm, camera) == "better" else "missed"
+        spread = f" ± {std:.1f}" if np.isfinite(std) else ""
         line = (
-            f"- {arm}: P2 {pooled[arm]:.1f} mm on {scores.camera} vs {pooled[baseline]:.1f} mm for the {baseline} "
-            f"({relative:+.1%}): target (at least {margin:.0%} lower) **{met}**"
+            f"- {arm}: P2 {mean:.1f}{spread} mm on {camera} vs {base:.1f} mm for the {reference} "
+            f"({relative:+.1%}, {comparison.verdict(arm, camera)}): target (at least {margin:.0%} lower) **{met}**"
         )
         if others:
-            other = min(others, key=pooled.get)
-            line += f"; vs the {other} ({pooled[other]:.1f} mm): {pooled[arm] / pooled[other] - 1:+.1%}"
+            other = min(others, key=lambda name: comparison.mean_std(name, camera)[0])
+            value = comparison.mean_std(other, camera)[0]
+            line += f"; vs the {other} ({value:.1f} mm): {mean / value - 1:+.1%}"
         lines.append(line + ".")
     return "\n".join(lines)
 
 
 # -- the script --------------------------------------------------------------------------------------------------
 def main() -> None:
+    from harness import add_seed_arguments, seeds_of, write_block
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of each lifter")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of each lifter")
+    add_seed_arguments(parser)
     parser.add_argument("--cameras", nargs="+", default=list(CAMERAS), choices=CAMERAS, help="cameras to lift")
     parser.add_argument("--headline", default="cam03", choices=CAMERAS, help="the camera the target is judged on")
     parser.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS], choices=[v.name for v in VARIANTS])
     parser.add_argument("--markdown", type=Path, help="write the results into this file's multiperson_eval block")
     parser.add_argument("--out", type=Path, help="run folder (default: a temporary one); complete runs are reused")
     options = parser.parse_args()
-    from harness import write_block
 
     import cli
     from datamodules.human36m import default_cache_dir
@@ -676,23 +691,29 @@ def main() -> None:
     print(f"{frames} frames; usable per person: {usable.sum(0).tolist()}", flush=True)
 
     variants = [v for v in VARIANTS if v.name in options.variants]
-    checkpoints = {v.label: trained(v, out, options.epochs, options.seed) for v in variants}
+    seeds = seeds_of(options)
     columns = [_h36m_index(name) for name in COMPARED]
     means = {}
     for v in variants:
         camera_space, procrustes = mean_poses(v)
         means[f"mean pose ({v.label.split(',')[0]} set)"] = camera_space[columns]
         means[f"Procrustes mean pose ({v.label.split(',')[0]} set)"] = procrustes[columns]
-    all_scores = []
-    for camera in options.cameras:
-        index = CAMERAS.index(camera)
-        lifted = {}
-        for label, path in checkpoints.items():
-            folder = out / "predictions" / path.parents[2].name / camera
-            lifted[label] = lift_video(path, videos[camera], weights, detections, folder)
-        all_scores.append(score_camera(index, list(CAMERAS), lifted, means, assignment, target, usable, reprojection))
-    arms = [*checkpoints, *means]
-    headline = next((s for s in all_scores if s.camera == options.headline), all_scores[0])
+    lifters = [v.label for v in variants]
+    scores_of_seed = {}
+    for seed in seeds:  # seed-major: an interrupted run leaves whole seeds in --out
+        checkpoints = {v.label: trained(v, out, options.epochs, seed) for v in variants}
+        all_scores = []
+        for camera in options.cameras:
+            lifted = {}
+            for label, path in checkpoints.items():
+                folder = out / "predictions" / path.parents[2].name / camera
+                lifted[label] = lift_video(path, videos[camera], weights, detections, folder)
+            index = CAMERAS.index(camera)
+            scored = score_camera(index, list(CAMERAS), lifted, means, assignment, target, usable, reprojection)
+            all_scores.append(scored)
+        scores_of_seed[seed] = all_scores
+    comparison = seeded_comparison(scores_of_seed, lifters, means, options)
+    first = scores_of_seed[seeds[0]]
     femur = _median_length(triangulated.world, usable, "left_hip", "left_knee")
     shoulders = _median_length(triangulated.world, usable, "left_shoulder", "right_shoulder")
     command = " ".join(["python", *(shlex.quote(arg) for arg in sys.argv)])
@@ -700,20 +721,18 @@ def main() -> None:
         [
             f"Measured by `{command}` on {date.today().isoformat()}.",
             "",
-            f"**Lifting a real two-person video (pose2sim Demo_MultiPerson, {frames} frames at 60 fps, 1088x1920) "
-            f"against the triangulation of 4 calibrated cameras**: 27-frame lifters ({EXPERIMENT}), "
-            f"{options.epochs} epochs, seed {options.seed}, last checkpoint; P2 in mm on {len(COMPARED)} joints "
-            f"({', '.join(COMPARED)}); reprojection: mean over the views of the triangulated COCO joints behind "
-            "them, pixels.",
+            f"Lifting a real two-person video (pose2sim Demo_MultiPerson, {frames} frames at 60 fps, 1088x1920) "
+            f"against the triangulation of 4 calibrated cameras: 27-frame lifters ({EXPERIMENT}), "
+            f"{options.epochs} epochs, last checkpoint; P2 in mm on {len(COMPARED)} joints "
+            f"({', '.join(COMPARED)}), pooled over both people's compared frames of each camera.",
             "",
-            table(all_scores, arms),
-            verdict(
-                headline,
-                list(checkpoints),
-                [m for m in means if not m.startswith("Procrustes")],
-                [m for m in means if m.startswith("Procrustes")],
-            ),
+            comparison.markdown(),
+            verdict(comparison, lifters, options.headline, [m for m in means if m.startswith("Procrustes")]),
             "",
+            f"Per person, seed {seeds[0]} (reprojection: mean over the views of the triangulated COCO joints behind "
+            "them, pixels):",
+            "",
+            table(first, [*lifters, *means]),
             f"Triangulation: {usable.sum(0).tolist()} of {frames} frames usable per person (every compared joint "
             f"seen by >= 2 cameras with score >= {MIN_SCORE}, mean reprojection <= {MAX_REPROJECTION_PX:g} px); "
             f"median left thigh {femur} mm and shoulder width {shoulders} mm per person.",
@@ -723,6 +742,22 @@ def main() -> None:
     if options.markdown is not None:
         write_block(options.markdown, "multiperson_eval", text)
         print(f"wrote the 'multiperson_eval' block of {options.markdown}")
+
+
+def seeded_comparison(scores_of_seed: dict[int, list[Scores]], lifters: list[str], means: dict, options):
+    """The seeds' pooled P2 per camera as a :class:`harness.Comparison` whose reference is the better
+    camera-space mean pose on ``--headline`` (the constants are the same for every seed)."""
+    from harness import Comparison
+
+    arms = [*lifters, *means]
+    per_seed = {seed: pooled_p2(all_scores, arms) for seed, all_scores in scores_of_seed.items()}
+    first = next(iter(per_seed.values()))
+    constants = [m for m in means if not m.startswith("Procrustes")]
+    reference = min(constants, key=lambda m: first[m][options.headline])
+    title = "P2 (mm) per camera against the triangulation"
+    comparison = Comparison(title, (*options.cameras, "all"), reference, seeds=list(per_seed))
+    comparison.results = {arm: [per_seed[seed][arm] for seed in per_seed] for arm in arms}
+    return comparison
 
 
 def _h36m_index(name: str) -> int:

@@ -70,6 +70,8 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         causal: windows look only into the past (linked from the lifter).
         flip_augment: add a mirrored copy of every training window (doubling the epoch).
         eval_chunk_length: evaluate whole sequences (None) or chunks of at most this many output frames.
+        eval_batch_size: evaluation chunks of equal length per step (val, test, predict); more than 1 pays off
+            for short chunks (a sequence-to-sequence lifter's clips), while whole sequences rarely share a length.
         num_workers: DataLoader worker processes (0 keeps batching in the training process; fastest here).
         seed: base seed of the per-epoch shuffles.
         multiview_views: cameras per instant of the ``multiview`` stream (None: the largest synchronized
@@ -95,6 +97,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         causal: bool = False,
         flip_augment: bool = True,
         eval_chunk_length: int | None = None,
+        eval_batch_size: int = 1,
         num_workers: int = 0,
         seed: int = 1234,
         multiview_views: int | None = None,
@@ -107,6 +110,9 @@ class PoseDataModule(pl.LightningDataModule, ABC):
         self.batch_size, self.chunk_length, self.window_stride = batch_size, chunk_length, window_stride
         self.timing = Timing(receptive_field, causal)
         self.flip_augment, self.eval_chunk_length = flip_augment, eval_chunk_length
+        if eval_batch_size < 1:
+            raise InputError(f"eval_batch_size must be >= 1 chunks, got {eval_batch_size}")
+        self.eval_batch_size = eval_batch_size
         self.num_workers, self.seed = num_workers, seed
         self.multiview_views = multiview_views
         self.multiview_instants_per_recording = multiview_instants_per_recording
@@ -299,7 +305,7 @@ class PoseDataModule(pl.LightningDataModule, ABC):
 
     def chunk_loader(self, split: str) -> DataLoader:
         """Evaluation chunks of ``split``, sharded over processes so each frame is evaluated once."""
-        chunks = EvaluationChunks(self._store(split), self.eval_chunk_length)
+        chunks = EvaluationChunks(self._store(split), self.eval_chunk_length, self.eval_batch_size)
         world, rank = self._rank()
         return self._loader(chunks, ShardSampler(chunks, world, rank))
 

@@ -12,6 +12,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.errors import InputError
 from datamodules.sequence import PoseSequence
+from datamodules.windows import consecutive_runs
 
 
 def recording_groups(sequences: Sequence[PoseSequence]) -> list[list[int]]:
@@ -149,23 +150,12 @@ class MultiviewBatchSampler(WindowBatchSampler):
         group = self.dataset.instant_group
         shuffled = torch.randperm(len(group), generator=generator)  # the random key of every instant
         order = shuffled[torch.argsort(group[shuffled], stable=True)]
-        run = _runs(group[order], self.instants_per_recording)
+        run = consecutive_runs(group[order], self.instants_per_recording)
         run_rank = torch.randperm(int(run[-1]) + 1, generator=generator)
         return order[torch.argsort(run_rank[run], stable=True)]
 
     def _shard(self, ids: Tensor, needed: int) -> Tensor:
         return ids[:needed].view(self.num_replicas, -1)[self.rank]
-
-
-def _runs(sorted_group: Tensor, run_length: int) -> Tensor:
-    """Run index of every element of a sorted ``(N,)`` group tensor: each group's elements cut into runs of
-    ``run_length`` (its last run may be shorter); run indices increase along the tensor."""
-    _, counts = torch.unique_consecutive(sorted_group, return_counts=True)
-    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    position = torch.arange(len(sorted_group)) - first
-    runs = (counts + run_length - 1) // run_length
-    first_run = torch.repeat_interleave(torch.cumsum(runs, 0) - runs, counts)
-    return first_run + position // run_length
 
 
 class ShardSampler(DistributedSampler):

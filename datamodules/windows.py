@@ -72,15 +72,30 @@ class TrainingWindows(Dataset):
         )
 
 
+def consecutive_runs(sorted_group: Tensor, run_length: int) -> Tensor:
+    """Run index of every element of a sorted ``(N,)`` group tensor: each group's elements cut into runs of
+    ``run_length`` (its last run may be shorter); run indices increase along the tensor."""
+    _, counts = torch.unique_consecutive(sorted_group, return_counts=True)
+    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    position = torch.arange(len(sorted_group)) - first
+    runs = (counts + run_length - 1) // run_length
+    first_run = torch.repeat_interleave(torch.cumsum(runs, 0) - runs, counts)
+    return first_run + position // run_length
+
+
 class EvaluationChunks(Dataset):
     """Whole sequences, or consecutive chunks of at most ``chunk_length`` output frames: every frame once.
 
-    Item ``i`` is a one-window batch ``(1, frames + receptive_field - 1, J, F)``.
+    Item ``i`` is one evaluation step: a batch ``(B, frames + receptive_field - 1, J, F)`` of up to
+    ``batch_chunks`` chunks of the same length (a sequence's last chunk is usually shorter and goes with the
+    other chunks of its length), so short clips do not cost one step each.
     """
 
-    def __init__(self, store: SequenceStore, chunk_length: int | None = None) -> None:
+    def __init__(self, store: SequenceStore, chunk_length: int | None = None, batch_chunks: int = 1) -> None:
         if chunk_length is not None and chunk_length < 1:
             raise InputError(f"chunk_length must be >= 1 or None, got {chunk_length}")
+        if batch_chunks < 1:
+            raise InputError(f"eval_batch_size must be >= 1 chunks, got {batch_chunks}")
         lengths = store.lengths
         size = lengths if chunk_length is None else torch.full_like(lengths, chunk_length)
         counts = (lengths + size - 1) // size
@@ -90,18 +105,19 @@ class EvaluationChunks(Dataset):
         self.chunk_start = (torch.arange(len(self.chunk_sequence)) - first) * size[self.chunk_sequence]
         end = torch.minimum(self.chunk_start + size[self.chunk_sequence], lengths[self.chunk_sequence])
         self.chunk_length = end - self.chunk_start
+        # Steps: chunks sorted by length (longest first, stable), each length cut into runs of batch_chunks.
+        self.step_chunks = torch.argsort(self.chunk_length, descending=True, stable=True)
+        steps = consecutive_runs(self.chunk_length[self.step_chunks], batch_chunks)
+        self.step_first = torch.searchsorted(steps, torch.arange(int(steps[-1]) + 2 if len(steps) else 1))
 
     def __len__(self) -> int:
-        return len(self.chunk_sequence)
+        return len(self.step_first) - 1
 
     def __getitem__(self, index: int) -> PoseBatch:
-        index = int(index)
-        return self.store.gather(
-            self.chunk_sequence[index : index + 1],
-            self.chunk_start[index : index + 1],
-            torch.zeros(1, dtype=torch.bool),
-            int(self.chunk_length[index]),
-        )
+        chunks = self.step_chunks[int(self.step_first[index]) : int(self.step_first[index + 1])]
+        flipped = torch.zeros(len(chunks), dtype=torch.bool)
+        length = int(self.chunk_length[chunks[0]])
+        return self.store.gather(self.chunk_sequence[chunks], self.chunk_start[chunks], flipped, length)
 
 
 class MultiviewInstants(Dataset):

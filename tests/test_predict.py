@@ -136,14 +136,14 @@ def test_predict_with_a_run_config_writes_arrays_json_animation_and_sheet(setup)
 
 
 def test_predict_with_an_experiment_config_replaces_its_data_and_callbacks(setup, tmp_path):
-    # 12 frames lifted in chunks of 5, 5 and 2: assembled, they equal the whole-sequence prediction
+    # 12 frames lifted in chunks of 5, 5 (one step) and 2: assembled, they equal the whole-sequence prediction
     run = cli.lightning_main([
         "predict", "-c", str(ROOT / "configs/experiments/synthetic_27f.yaml"), "-c", str(PREDICT),
         "--ckpt_path", str(setup["ckpt"]), "--data.init_args.path", str(setup["json"]),
         "--data.init_args.width", str(WIDTH), "--data.init_args.height", str(HEIGHT),
         "--trainer.callbacks.init_args.out_dir", str(tmp_path), "--trainer.callbacks.init_args.render", "false",
         "--trainer.callbacks.init_args.sheet", "false", "--data.init_args.eval_chunk_length", "5",
-        "--trainer.default_root_dir", str(tmp_path / "root"),
+        "--data.init_args.eval_batch_size", "2", "--trainer.default_root_dir", str(tmp_path / "root"),
     ])  # fmt: skip
     assert isinstance(run.datamodule, DetectionsDataModule) and run.trainer.logger is None
     writers = [c for c in run.trainer.callbacks if isinstance(c, PosePredictionWriter)]

@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 
 from components.batch import PoseBatch
 from components.camera import flip_intrinsics
+from components.errors import InputError
 from components.geometry import flip_horizontal
 from components.lifter import Timing
 from components.skeleton import H36M_17
@@ -223,21 +224,38 @@ def test_lone_trailing_window_is_dropped():
     assert [b.tolist() for b in sharded] == [[1, 3, 5, 7, 9, 11, 13, 15]]  # 17 // 2 = 8 per rank
 
 
+@pytest.mark.parametrize("batch_chunks", [1, 3])
 @pytest.mark.parametrize("chunk_length", [None, 4, 7])
 @pytest.mark.parametrize("world", [1, 2, 3])
-def test_evaluation_counts_every_frame_exactly_once(chunk_length, world):
+def test_evaluation_counts_every_frame_exactly_once(chunk_length, world, batch_chunks):
     lengths = [10, 3, 15]
     store = make_store(lengths, receptive_field=5)
-    chunks = EvaluationChunks(store, chunk_length)
+    chunks = EvaluationChunks(store, chunk_length, batch_chunks)
     counts = [np.zeros(n, dtype=int) for n in lengths]
     for rank in range(world):
         for index in ShardSampler(chunks, num_replicas=world, rank=rank):
             batch = chunks[index]
-            sequence, start, frames = int(batch.sequence), int(batch.start), batch.poses_3d.shape[1]
-            counts[sequence][start : start + frames] += 1
-            assert batch.keypoints_2d.shape[1] == frames + 4
-            assert input_frames(batch)[0, 2] == start + 100 * sequence  # centred on its first output frame
+            assert len(batch) <= batch_chunks
+            frames = batch.poses_3d.shape[1]
+            for window, (sequence, start) in enumerate(zip(batch.sequence.tolist(), batch.start.tolist(), strict=True)):
+                counts[sequence][start : start + frames] += 1
+                assert batch.keypoints_2d.shape[1] == frames + 4
+                assert input_frames(batch)[window, 2] == start + 100 * sequence  # centred on its first output frame
     assert all((c == 1).all() for c in counts)
+
+
+def test_evaluation_steps_batch_chunks_of_one_length_longest_first():
+    chunks = EvaluationChunks(make_store([10, 3, 15], receptive_field=5), chunk_length=4, batch_chunks=3)
+    steps = [chunks[i] for i in range(len(chunks))]
+    # chunks of 4 frames: (0, 0) (0, 4) (2, 0) (2, 4) (2, 8); of 3: (1, 0) (2, 12); of 2: (0, 8)
+    assert [(b.sequence.tolist(), b.start.tolist(), b.poses_3d.shape[1]) for b in steps] == [
+        ([0, 0, 2], [0, 4, 0], 4),
+        ([2, 2], [4, 8], 4),
+        ([1, 2], [0, 12], 3),
+        ([0], [8], 2),
+    ]
+    with pytest.raises(InputError, match="eval_batch_size must be >= 1 chunks, got 0"):
+        EvaluationChunks(make_store([10]), chunk_length=4, batch_chunks=0)
 
 
 def test_dataloader_yields_pose_batches():

@@ -72,6 +72,23 @@ def test_result_table_is_action_wise(fitted):
     assert p1[-1] == pytest.approx(trained["test/p1_mm"], rel=1e-5)
 
 
+def test_clips_batched_per_step_score_like_one_clip_per_step(tmp_path):
+    # 27-frame clips of a DSTformer, one per step or 16 of a length per step: the same frames, the same tables
+    torch.manual_seed(0)
+    model = SupervisedLifting(DSTformer(in_features=2, dim_feat=16, dim_rep=16, depth=1, num_heads=4, maxlen=27))
+    tables, steps = [], []
+    for eval_batch_size in (1, 16):
+        data = tiny_data(eval_chunk_length=27, eval_batch_size=eval_batch_size, val_fraction=0)
+        trainer(tmp_path).test(model, datamodule=data, verbose=False)
+        tables.append(model.last_tables["test"][0].rows)
+        steps.append(len(data.test_dataloader()))
+    frames = sum(len(s) for s in data.sequences["test"])
+    assert steps[0] >= frames / 27 and steps[1] < steps[0] / 4
+    (labels, one), (batched_labels, batched) = ([list(t) for t in zip(*rows, strict=True)] for rows in tables)
+    assert labels == batched_labels
+    torch.testing.assert_close(torch.tensor(batched), torch.tensor(one), atol=1e-4, rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     "lifter",
     [small_lifter, lambda: DSTformer(in_features=2, dim_feat=16, dim_rep=16, depth=1, num_heads=4, maxlen=20)],

@@ -43,15 +43,19 @@ REGIMES = {
 
 
 def odd_data(receptive_field: int, longest: int | None = None) -> Human36mDataModule:
-    """Tiny synthetic Human3.6M whose test split has an odd number of evaluation chunks (three cameras: four
-    would make every count even), chunks of at most ``longest`` frames when the lifter has that bound."""
+    """Tiny synthetic Human3.6M whose test split has an odd number of evaluation steps (three cameras: four
+    would make every count even); when the lifter bounds its clips to ``longest`` frames, chunks of at most that
+    many, 8 chunks of a length per step."""
     lengths = (None, *range(200, 20, -1)) if longest is None else range(longest, 20, -1)
+    batch_chunks = 1 if longest is None else 8
     for chunk_length in lengths:
-        options = dict(synthetic_size="tiny", cameras=[0, 1, 2], batch_size=128, flip_augment=False)
+        options = dict(
+            synthetic_size="tiny", cameras=[0, 1, 2], batch_size=128, flip_augment=False, eval_batch_size=batch_chunks
+        )
         data = Human36mDataModule(**options, eval_chunk_length=chunk_length)
         data.set_timing(receptive_field, causal=False)
         data.setup("test")
-        if len(EvaluationChunks(data.stores["test"], chunk_length)) % 2:
+        if len(EvaluationChunks(data.stores["test"], chunk_length, batch_chunks)) % 2:
             data = Human36mDataModule(**options, eval_chunk_length=chunk_length)
             data.set_timing(receptive_field, causal=False)
             return data
@@ -91,7 +95,7 @@ def main(regime: str, mode: str, out: Path) -> int:
         tester = trainer(1)
     tester.test(module, datamodule=data)
     if tester.is_global_zero:
-        chunks = len(EvaluationChunks(data.stores["test"], data.eval_chunk_length))
+        chunks = len(EvaluationChunks(data.stores["test"], data.eval_chunk_length, data.eval_batch_size))
         record = {"world_size": tester.world_size, "chunks": chunks, "metrics": metrics(module, tester)}
         (out / f"{mode}.json").write_text(json.dumps(record, indent=1))
     return 0
