@@ -155,7 +155,8 @@ def test_import_motionbert_checkpoint_tests_and_predicts_like_any_other(run, tmp
     x = torch.randn(2, 27, 17, 3)
     with torch.no_grad():
         assert torch.allclose(imported.lifter(x), HUMAN36M_METRES_PER_UNIT * source(x))
-    clips = ["--config", str(run / "config.yaml"), "--ckpt_path", str(out), "--data.init_args.eval_chunk_length", "27"]
+    clips = ["--config", str(run / "config.yaml"), "--ckpt_path", str(out), "--data.init_args.eval_batch_size", "16",
+             "--data.init_args.eval_chunk_length", "27"]  # fmt: skip
     cli.main(["test", *clips])
     assert read_p1(tmp_path / "motionbert.test_protocols.csv") > 0
     result = cli.lightning_main(["predict", *clips])
