@@ -108,7 +108,8 @@ class EvaluationChunks(Dataset):
         # Steps: chunks sorted by length (longest first, stable), each length cut into runs of batch_chunks.
         self.step_chunks = torch.argsort(self.chunk_length, descending=True, stable=True)
         steps = consecutive_runs(self.chunk_length[self.step_chunks], batch_chunks)
-        self.step_first = torch.searchsorted(steps, torch.arange(int(steps[-1]) + 2 if len(steps) else 1))
+        count = int(steps[-1]) + 1 if len(steps) else 0
+        self.step_first = torch.searchsorted(steps, torch.arange(count + 1))  # step i: chunks [first[i], first[i+1])
 
     def __len__(self) -> int:
         return len(self.step_first) - 1
