@@ -610,9 +610,8 @@ def table(all_scores: list[Scores], arms: list[str]) -> str:
         frames = sum(len(scores.frames[p]) for scores, p in parts)
         if not frames:
             return f"| {camera} | {person} | 0 |" + " - |" * (len(header) - 3)
-        pooled = lambda values: float(np.concatenate(values).mean())  # noqa: E731
-        cells = [pooled([scores.reprojection[p] for scores, p in parts])]
-        cells += [pooled([scores.p2[arm][p] for scores, p in parts]) for arm in arms]
+        cells = [_pooled([scores.reprojection[p] for scores, p in parts])]
+        cells += [_pooled([scores.p2[arm][p] for scores, p in parts]) for arm in arms]
         return f"| {camera} | {person} | {frames} | " + " | ".join(f"{value:.1f}" for value in cells) + " |"
 
     for scores in all_scores:
@@ -626,12 +625,16 @@ def table(all_scores: list[Scores], arms: list[str]) -> str:
 
 def pooled_p2(all_scores: list[Scores], arms: list[str]) -> dict[str, dict[str, float]]:
     """Arm -> camera (and ``"all"``) -> P2 (mm) pooled over the camera's compared frames of both people."""
-    pooled = lambda values: float(np.concatenate(values).mean())  # noqa: E731
     result = {}
     for arm in arms:
-        result[arm] = {scores.camera: pooled(list(scores.p2[arm].values())) for scores in all_scores}
-        result[arm]["all"] = pooled([v for scores in all_scores for v in scores.p2[arm].values()])
+        result[arm] = {scores.camera: _pooled(list(scores.p2[arm].values())) for scores in all_scores}
+        result[arm]["all"] = _pooled([v for scores in all_scores for v in scores.p2[arm].values()])
     return result
+
+
+def _pooled(values: list[np.ndarray]) -> float:
+    """The mean over the concatenated per-frame values."""
+    return float(np.concatenate(values).mean())
 
 
 def verdict(comparison, lifters: list[str], camera: str, others: list[str], margin: float = 0.10) -> str:
