@@ -120,6 +120,7 @@ def random_rotations(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    camera_pitch_degrees: float = 0.0,
 ) -> Tensor:
     """``(B, 3, 3)`` random views, one per sample, for the adversarial and cycle losses.
 
@@ -127,17 +128,31 @@ def random_rotations(
     ``[-elevation_degrees, +elevation_degrees]`` (TIPS: 160 and 10 degrees: people are seen from all around but
     from roughly the same height) and combined by :func:`rotation_matrices`.
 
+    With ``camera_pitch_degrees`` ``p`` (how far the cameras look down), the views turn the pose about the
+    world's vertical instead of the camera's y axis: ``T R T^T`` with ``T = rotation_matrices(0, p)``, the pitch
+    that takes an upright person to the camera frame. Turned about the camera's y axis, a person filmed from
+    above is seen from below after half a turn, a view no real camera of the rig gives, which a discriminator
+    learns to reject even for true poses. The tilt also breaks the symmetry that makes a depth reflection
+    invisible (see :func:`chirality_votes`): a reflected pose leans the wrong way.
+
     Args:
         batch: ``B``, rotations to draw.
         azimuth_degrees, elevation_degrees: half-widths of the angle ranges, in degrees.
         generator: optional random generator; it must live on ``device``.
         device, dtype: of the result (default: the CPU and the default float dtype).
+        camera_pitch_degrees: the cameras' downward pitch (0: the published TIPS views; Human3.6M's cameras:
+            12.7 on average, from their extrinsics).
     """
     dtype = dtype or torch.get_default_dtype()
     half_widths = torch.tensor([math.radians(azimuth_degrees), math.radians(elevation_degrees)], dtype=dtype)
     uniform = torch.rand(batch, 2, generator=generator, device=device, dtype=dtype)
     angles = (2.0 * uniform - 1.0) * half_widths.to(uniform.device)
-    return rotation_matrices(*angles.unbind(-1))
+    rotations = rotation_matrices(*angles.unbind(-1))
+    if camera_pitch_degrees == 0.0:
+        return rotations
+    no_azimuth = torch.zeros(1, dtype=dtype, device=uniform.device)
+    tilt = rotation_matrices(no_azimuth, no_azimuth + math.radians(camera_pitch_degrees))[0]
+    return tilt @ rotations @ tilt.T
 
 
 def rotate(points: Tensor, rotation: Tensor) -> Tensor:

@@ -85,6 +85,22 @@ def camera_to_world(points: Tensor, orientation: Tensor, translation: Tensor) ->
     return quaternion_rotate(orientation, points) + translation
 
 
+def downward_pitch_degrees(orientation: Tensor, up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> Tensor:
+    """How far each camera's optical axis points below the horizontal, in degrees ``(...,)``.
+
+    The world's ``up`` direction seen in camera space (x right, y down, z forward) is
+    ``(0, -cos p, -sin p)`` for a camera pitched down by ``p`` (and not rolled); the angle is read as
+    ``atan2(-up_z, -up_y)``. Human3.6M's world is z-up.
+
+    Args:
+        orientation: ``(..., 4)`` unit quaternions ``(w, x, y, z)`` rotating camera to world.
+        up: the world's up direction.
+    """
+    up_world = torch.tensor(up, dtype=orientation.dtype, device=orientation.device).expand(*orientation.shape[:-1], 3)
+    up_camera = quaternion_rotate(quaternion_inverse(orientation), up_world)
+    return torch.rad2deg(torch.atan2(-up_camera[..., 2], -up_camera[..., 1]))
+
+
 def normalize_screen_coordinates(points, width: float, height: float):
     """Pixels -> screen units: ``x / w * 2 - [1, h / w]``, mapping x in [0, w] to [-1, 1], keeping the aspect.
 

@@ -87,16 +87,24 @@ class _FrameLifting(LiftingModule):
         super().validation_step(batch, batch_idx)
         x = self.frames(batch)
         # The same rotations at every validation (seeded by the batch index), so the numbers compare across epochs.
-        generator = torch.Generator().manual_seed(batch_idx)
-        rotation = random_rotations(
-            len(x), self.hparams.azimuth_degrees, self.hparams.elevation_degrees, generator=generator
-        ).to(x)
+        rotation = self.random_views(x, torch.Generator().manual_seed(batch_idx))
         projection, offset = self.hparams.projection, self.hparams.depth_offset
         pose = lift_pose(x, self.lifter.depths(x), projection, offset)
         views = cycle_views(self.lifter.depths, pose, rotation, projection, offset)
         stats = {"cycle_2d": F.mse_loss(views.cycled_2d, x, reduction="none").mean(dim=(-2, -1))}
         for name, values in (stats | self.label_free_stats(x, views)).items():
             self.validation_stats[name].update(values)
+
+    def random_views(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``(B, 3, 3)`` random views of the ``B`` poses of ``x``, as the hyper-parameters say (azimuth, elevation,
+        camera pitch); drawn on the CPU when a ``generator`` (a CPU one) is given."""
+        hp = self.hparams
+        rotation = random_rotations(
+            len(x), hp.azimuth_degrees, hp.elevation_degrees, generator=generator,
+            device=None if generator is not None else x.device, dtype=x.dtype,
+            camera_pitch_degrees=hp.camera_pitch_degrees,
+        )  # fmt: skip
+        return rotation.to(x.device)
 
     def label_free_stats(self, x: Tensor, views) -> dict[str, Tensor]:
         """Further per-frame statistics of validation 2D ``x`` ``(N, J, 2)`` (none here)."""
@@ -124,6 +132,10 @@ class AdversarialLifting(_FrameLifting):
         discriminator: ``(B, J, 2) -> (B,)`` logits, e.g. :class:`ResidualDiscriminator`.
         projection: ``orthographic`` or ``perspective`` (with ``depth_offset``).
         azimuth_degrees, elevation_degrees: ranges of the per-sample random rotations.
+        camera_pitch_degrees: how far the training cameras look down; the random views then turn poses about the
+            world's vertical, not the camera's y axis (``components.adversarial.random_rotations``; 0 is the
+            published TIPS; Human3.6M's cameras 12.7). It also fixes each part's depth sign (a reflected part
+            leans the wrong way), which the losses cannot see at 0.
         adversarial: ``bce`` (one-sided label smoothing ``real_label``, ``flip_probability`` label flips) or
             ``lsgan``.
         adversarial_weights: per generator name; defaults torso 0.625, legs 0.375, solo 0.15.
@@ -153,6 +165,7 @@ class AdversarialLifting(_FrameLifting):
         depth_offset: float = 10.0,
         azimuth_degrees: float = 160.0,
         elevation_degrees: float = 10.0,
+        camera_pitch_degrees: float = 0.0,
         adversarial: Literal["bce", "lsgan"] = "bce",
         real_label: float = 0.8,
         flip_probability: float = 0.1,
@@ -234,7 +247,7 @@ class AdversarialLifting(_FrameLifting):
         hp = self.hparams
         generator_optimizer, discriminator_optimizer = self.optimizers()
         x = self.frames(batch, hp.mirror_probability)
-        rotation = random_rotations(len(x), hp.azimuth_degrees, hp.elevation_degrees, device=x.device, dtype=x.dtype)
+        rotation = self.random_views(x)
 
         self.toggle_optimizer(generator_optimizer)
         losses, fake = self.generator_losses(x, rotation)
@@ -295,8 +308,8 @@ class DistillationLifting(_FrameLifting):
         teacher_checkpoint: an ``AdversarialLifting`` checkpoint whose ``lifter.*`` weights load into ``teacher``.
         trust_pickle: unpickle objects in ``teacher_checkpoint`` (only for a file you trust; ``poselift fit``
             writes checkpoints that need no unpickling).
-        projection, depth_offset, azimuth_degrees, elevation_degrees: of the label-free ``val/cycle_2d``, as the
-            teachers were trained.
+        projection, depth_offset, azimuth_degrees, elevation_degrees, camera_pitch_degrees: of the label-free
+            ``val/cycle_2d``, as the teachers were trained.
         lr: Adam learning rate. mirror_probability, mirror: as :class:`AdversarialLifting`.
         input_layout, output_layout, flip_test, flip_val, by_subject: see :class:`LiftingModule`.
     """
@@ -314,6 +327,7 @@ class DistillationLifting(_FrameLifting):
         depth_offset: float = 10.0,
         azimuth_degrees: float = 160.0,
         elevation_degrees: float = 10.0,
+        camera_pitch_degrees: float = 0.0,
         lr: float = 2e-4,
         mirror_probability: float = 0.5,
         mirror: Literal["flip", "x_only"] = "flip",

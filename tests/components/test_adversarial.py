@@ -106,6 +106,26 @@ def test_rotations_are_reproducible_with_a_seeded_generator() -> None:
     assert first.dtype == torch.get_default_dtype()
 
 
+def test_pitched_views_turn_about_the_world_vertical() -> None:
+    pitch = 12.7
+    rotation = random_rotations(
+        500, 160.0, 0.0, generator=_generator(4), dtype=torch.float64, camera_pitch_degrees=pitch
+    )
+    # The world's up direction as a camera pitched down by 12.7 degrees sees it: tilted away from y towards -z.
+    up = torch.tensor([0.0, -math.cos(math.radians(pitch)), -math.sin(math.radians(pitch))], dtype=torch.float64)
+    torch.testing.assert_close(rotation @ up, up.expand(500, 3), rtol=0, atol=1e-12)
+    identity = torch.eye(3, dtype=torch.float64).expand(500, 3, 3)
+    torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), identity, rtol=0, atol=1e-12)
+    # ...and not the camera's own y axis, which a pitched rig's people do not stand along.
+    y = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    assert (rotation @ y - y).norm(dim=-1).max() > 0.4
+    # Pitch 0 draws exactly the published views.
+    torch.testing.assert_close(
+        random_rotations(6, generator=_generator(3), camera_pitch_degrees=0.0),
+        random_rotations(6, generator=_generator(3)), rtol=0, atol=0,
+    )  # fmt: skip
+
+
 def test_known_rotations_in_camera_frame() -> None:
     # Azimuth +90 degrees about the vertical y: x -> -z, z -> +x (the side view of the consistency loss).
     quarter = rotation_matrices(torch.tensor([math.pi / 2]), torch.tensor([0.0]))

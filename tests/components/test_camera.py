@@ -5,6 +5,7 @@ import torch
 from components.camera import (
     CameraParameters,
     camera_to_world,
+    downward_pitch_degrees,
     flip_intrinsics,
     h36m_cameras,
     image_coordinates,
@@ -13,7 +14,7 @@ from components.camera import (
     project_to_2d_linear,
     world_to_camera,
 )
-from components.geometry import flip_horizontal
+from components.geometry import flip_horizontal, look_at, matrix_to_quaternion
 from components.skeleton import H36M_17
 
 S1_CAMERA_0 = h36m_cameras("S1")[0]
@@ -111,3 +112,22 @@ def test_flip_is_consistent_with_projection_and_an_involution():
 def test_camera_parameters_intrinsics_layout():
     camera = CameraParameters("c", 2000, 1000, (1000.0, 900.0), (1000.0, 500.0), (0.1, 0.2, 0.3), (0.01, 0.02))
     assert camera.intrinsics().tolist() == pytest.approx([1.0, 0.9, 0.0, 0.0, 0.1, 0.2, 0.3, 0.01, 0.02])
+
+
+def test_downward_pitch_of_cameras_aimed_by_look_at():
+    # A camera 3 m up aiming at a floor point 3 m away looks 45 degrees down; one at eye height looks level.
+    targets = [(3.0, 0.0, 0.0), (0.0, 4.0, 1.5), (0.0, -2.0, 3.0 + 2.0 * np.tan(np.radians(20.0)))]
+    rotations = np.stack(
+        [look_at(np.array([0.0, 0.0, 3.0 if i != 1 else 1.5]), np.array(t)) for i, t in enumerate(targets)]
+    )
+    orientation = matrix_to_quaternion(torch.from_numpy(rotations))
+    torch.testing.assert_close(
+        downward_pitch_degrees(orientation), torch.tensor([45.0, 0.0, -20.0], dtype=torch.float64)
+    )
+
+
+def test_human36m_cameras_look_down_by_about_13_degrees():
+    orientation = torch.tensor([camera.orientation for s in ("S1", "S5", "S9") for camera in h36m_cameras(s)])
+    pitch = downward_pitch_degrees(orientation.double())
+    assert pitch.shape == (12,)
+    assert 10.0 < pitch.min() and pitch.max() < 16.5

@@ -1,6 +1,7 @@
 """AdversarialLifting / DistillationLifting: alternating optimizers, per-part weights, fit, distillation, round trip."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
@@ -137,3 +138,30 @@ def test_sign_calibration_turns_the_generators_whose_poses_are_mirror_twins():
     assert solo.lifter.part_signs.tolist() == [-1.0]  # one generator answers to both votes
     with pytest.raises(ValueError, match=r"sign_calibration needs the joints \['pelvis', 'thorax'"):
         AdversarialLifting(PartLifter("coco", **SMALL), ResidualDiscriminator(17, **SMALL))
+
+
+@pytest.mark.parametrize(
+    "config", ["adversarial_teachers.yaml", "adversarial_solo.yaml", "adversarial_solo_dstformer.yaml"]
+)
+def test_configured_camera_pitch_is_that_of_the_human36m_cameras(config):
+    import yaml
+
+    from components.camera import downward_pitch_degrees, h36m_cameras
+
+    path = Path(__file__).parents[2] / "configs" / "model" / config
+    configured = yaml.safe_load(path.read_text())["init_args"]["camera_pitch_degrees"]
+    subjects = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+    orientation = torch.tensor(
+        [camera.orientation for s in subjects for camera in h36m_cameras(s)], dtype=torch.float64
+    )
+    assert configured == round(float(downward_pitch_degrees(orientation).mean()), 1)
+
+
+def test_pitched_views_reach_the_training_and_validation_cycles():
+    pitched = teachers(camera_pitch_degrees=12.7, elevation_degrees=0.0)
+    x = torch.zeros(4, 17, 2)
+    rotation = pitched.random_views(x, torch.Generator().manual_seed(0))
+    up = torch.tensor([0.0, -math.cos(math.radians(12.7)), -math.sin(math.radians(12.7))])
+    torch.testing.assert_close(rotation @ up, up.expand(4, 3))
+    level = teachers(elevation_degrees=0.0).random_views(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(level[:, :, 1], torch.tensor([0.0, 1.0, 0.0]).expand(4, 3))  # about the camera's y
