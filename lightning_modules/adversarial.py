@@ -134,8 +134,8 @@ class AdversarialLifting(_FrameLifting):
         azimuth_degrees, elevation_degrees: ranges of the per-sample random rotations.
         camera_pitch_degrees: how far the training cameras look down; the random views then turn poses about the
             world's vertical, not the camera's y axis (``components.adversarial.random_rotations``; 0 is the
-            published TIPS; Human3.6M's cameras 12.7). It also fixes each part's depth sign (a reflected part
-            leans the wrong way), which the losses cannot see at 0.
+            published TIPS; Human3.6M's cameras 12.7). It also shows the discriminator a part's depth
+            reflection (a reflected part leans the wrong way), which no loss can see at 0.
         adversarial: ``bce`` (one-sided label smoothing ``real_label``, ``flip_probability`` label flips) or
             ``lsgan``.
         adversarial_weights: per generator name; defaults torso 0.625, legs 0.375, solo 0.15.
