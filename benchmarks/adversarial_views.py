@@ -17,7 +17,7 @@ Views compared, same data, seeds and budget:
 - **perspective**: the same views projected in perspective from each pose's true camera distance (on the optical
   axis), instead of orthographically.
 
-Usage: python benchmarks/adversarial_views.py [--seeds 3] [--datasets synthetic mocap] [--steps 600]
+Usage: python benchmarks/adversarial_views.py [--seeds 3] [--datasets synthetic mocap] [--steps 400]
        [--width 256] [--pitch 12.7] [--markdown docs/benchmarks.md]
 """
 
@@ -122,7 +122,7 @@ def study(dataset: str, options: argparse.Namespace) -> Comparison:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_study_arguments(parser)
-    parser.add_argument("--steps", type=int, default=600, help="discriminator batches")
+    parser.add_argument("--steps", type=int, default=400, help="discriminator batches")
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--pitch", type=float, default=12.7, help="the cameras' downward pitch, degrees")
