@@ -58,7 +58,7 @@ def split_frames(datamodule, split: str) -> tuple[Tensor, Tensor, Tensor]:
     keypoints = torch.from_numpy(np.concatenate([s.keypoints_2d[..., :2] for s in sequences])).float()
     poses = torch.from_numpy(np.concatenate([s.poses_3d for s in sequences])).float()
     poses = poses - poses[:, root : root + 1]
-    scale = poses[..., :2].abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+    _, scale = normalize_2d(poses[..., :2], root)  # the scale of the pose's own orthographic view
     distance = torch.from_numpy(np.concatenate([s.trajectory[..., 2:] for s in sequences])).float() / scale
     return normalize_2d(keypoints, root)[0], poses / scale, distance
 
